@@ -140,3 +140,62 @@ def read_nir(path: str | os.PathLike, *, type_check: bool = True):
         raise InputError(f"{p}: unreadable NIR graph ({msg})") from None
     except Exception as exc:
         raise InputError(f"{p}: unreadable NIR graph ({type(exc).__name__}: {exc})") from None
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
+    """Atomically ``torch.save`` a checkpoint of tensors, numbers, strings, lists and dicts."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike, *, map_location="cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True`` (no arbitrary code is unpickled)."""
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: checkpoint not found")
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise InputError(f"{p}: unreadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+
+
+def append_jsonl(path: str | os.PathLike, row: dict) -> None:
+    """Append one JSON line to ``path`` (flushed and fsynced so a kill loses at most this line)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with open(p, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row, default=_json_default) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """All complete JSON lines of ``path`` (a torn last line is ignored)."""
+    p = Path(path)
+    if not p.is_file():
+        return []
+    rows = []
+    for line in p.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows
+
+
+def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> Path:
+    """Atomically (re)write ``rows`` as JSON lines."""
+    return write_text(path, "".join(json.dumps(r, default=_json_default) + "\n" for r in rows))
+
+
+def save_figure(path: str | os.PathLike, fig) -> Path:
+    """Atomically save a matplotlib figure (format from the suffix)."""
+    p = Path(path)
+    with atomic_path(p) as tmp:
+        fig.savefig(tmp, format=p.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
+    return p

@@ -24,7 +24,7 @@ DEFAULT_DT = 1e-3
 
 NEURON_TYPES: tuple[type, ...] = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.CubaLI, nir.I, nir.Threshold)
 SPIKING_TYPES: tuple[type, ...] = (nir.LIF, nir.CubaLIF, nir.IF, nir.Threshold)
-PASS_TYPES: tuple[type, ...] = (nir.Input, nir.Output, nir.Identity)
+PASS_TYPES: tuple[type, ...] = (nir.Input, nir.Output, nir.ir.graph.Identity)
 
 
 @dataclass(frozen=True)

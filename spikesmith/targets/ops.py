@@ -21,7 +21,7 @@ def as_tensor(value, *, dtype: torch.dtype, device: torch.device | str = "cpu") 
     """``value`` (array, tensor or number) as a tensor of ``dtype`` on ``device``."""
     if isinstance(value, torch.Tensor):
         return value.detach().to(device=device, dtype=dtype)
-    return torch.as_tensor(np.asarray(value, dtype=np.float64), dtype=dtype, device=device)
+    return torch.as_tensor(np.array(value, dtype=np.float64), dtype=dtype, device=device)
 
 
 def _pair(value, name: str, field: str) -> tuple[int, int]:
@@ -133,7 +133,7 @@ LINEAR_OPS: dict[type, LinearOp] = {
     nir.Flatten: _flatten,
     nir.Input: _identity,
     nir.Output: _identity,
-    nir.Identity: _identity,
+    nir.ir.graph.Identity: _identity,
 }
 
 

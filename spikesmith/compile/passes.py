@@ -1,0 +1,43 @@
+"""Graph passes on models and NIR graphs: batch-norm folding, validation."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+def fold_bn_into(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> nn.Module:
+    """A copy of conv/linear ``layer`` with eval-mode batch norm ``bn`` folded in.
+
+    y = gamma * (W x + b - mean) / sqrt(var + eps) + beta
+      = (s * W) x + s * (b - mean) + beta,  s = gamma / sqrt(var + eps) per output channel.
+    """
+    if not isinstance(layer, (nn.Conv2d, nn.Conv1d, nn.Linear)):
+        raise TypeError(f"cannot fold batch norm into {type(layer).__name__}")
+    folded = copy.deepcopy(layer)
+    with torch.no_grad():
+        s = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(bn.running_var + bn.eps)
+        shift = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
+        w = layer.weight * s.reshape(-1, *([1] * (layer.weight.dim() - 1)))
+        b0 = layer.bias if layer.bias is not None else torch.zeros_like(bn.running_mean)
+        b = s * (b0 - bn.running_mean) + shift
+        folded.weight = nn.Parameter(w)
+        folded.bias = nn.Parameter(b)
+    return folded
+
+
+def fold_batch_norm(layers: list[nn.Module]) -> list[nn.Module]:
+    """The layer list with every BatchNorm that follows a conv/linear folded into it."""
+    out: list[nn.Module] = []
+    for layer in layers:
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            if not out or not isinstance(out[-1], (nn.Conv2d, nn.Conv1d, nn.Linear)):
+                from spikesmith.errors import GraphError
+
+                raise GraphError(f"{type(layer).__name__} must follow a convolution or linear layer to be folded")
+            out[-1] = fold_bn_into(out[-1], layer)
+        else:
+            out.append(layer)
+    return out

@@ -1,0 +1,53 @@
+"""All unit conversion between Norse, NIR and Lava in one place.
+
+NIR neurons are continuous-time. spikesmith discretises them with forward Euler at a
+time step ``dt`` (seconds), exactly as Norse's own NIR import composes its cells:
+
+- LIF:     v <- v + dt/tau * (v_leak - v + r*x)                      (Norse LIFBox)
+- CubaLIF: I <- I + dt/tau_syn * (-I + w_in*x);  v <- v + dt/tau_mem * (v_leak - v + r*I)
+           (the voltage uses the *updated* current, i.e. no hidden one-step delay)
+- LI/CubaLI: as LIF/CubaLIF without spikes; the output is v.
+- IF:      v <- v + r*x        (per step, independent of dt: Norse's IAF and Sinabs' IF)
+- I:       v <- v + r*x        (the non-spiking integrator, same convention)
+- spike when v > v_threshold (strict), then v <- v_reset (reset to a value: the only reset NIR
+  can express; reset by subtraction is not representable and is reported as such).
+
+Lava's LIF computes u <- u*(1-du) + a_in; v <- v*(1-dv) + u + bias; spike when v > vth,
+then v <- 0. Matching the two: du = dt/tau_syn (1 for a LIF without synaptic state),
+dv = dt/tau_mem (0 for IF), input weights multiplied by :func:`input_gain`, and the
+constant drive (v_leak, biases) as Lava's bias. Norse's ``tau_mem_inv`` is 1/tau.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def norse_tau_inv_to_tau(tau_mem_inv) -> np.ndarray:
+    """NIR time constant tau (s) from Norse's inverse time constant (1/s)."""
+    return 1.0 / np.asarray(tau_mem_inv, dtype=np.float64)
+
+
+def tau_to_norse_tau_inv(tau) -> np.ndarray:
+    """Norse's inverse time constant (1/s) from a NIR tau (s)."""
+    return 1.0 / np.asarray(tau, dtype=np.float64)
+
+
+def decay(tau, dt: float) -> np.ndarray:
+    """Forward-Euler decay factor per step, dt/tau (Lava's du/dv in floating point)."""
+    return dt / np.asarray(tau, dtype=np.float64)
+
+
+def decay_to_tau(d, dt: float) -> np.ndarray:
+    """The time constant (s) that a per-step decay ``d`` realises at ``dt``."""
+    return dt / np.asarray(d, dtype=np.float64)
+
+
+def lava_decay_12bit(d) -> np.ndarray:
+    """Loihi's 12-bit decay register value for a decay fraction d in [0, 1] (4096 = 1.0)."""
+    return np.clip(np.round(np.asarray(d, dtype=np.float64) * 4096.0), 0, 4095).astype(np.int64)
+
+
+def lava_decay_from_12bit(du) -> np.ndarray:
+    """Decay fraction realised by a 12-bit Loihi decay register value."""
+    return np.asarray(du, dtype=np.float64) / 4096.0

@@ -1,0 +1,138 @@
+"""Training-free fitness from representational dissimilarity matrices (RDMs).
+
+An untrained network's binary spike responses to a batch are compared sample by
+sample: per spiking layer and time step, a ``(B, B)`` dissimilarity matrix is built
+(normalised Hamming distance, or 1 - Pearson correlation), and the matrices are
+averaged. The score is either label-free (mean off-diagonal dissimilarity: how well
+the network separates inputs) or label-aware (Spearman correlation of the RDM with the
+class-target RDM, 0 for same class and 1 for different). Silent or saturated networks
+score :data:`WORST`; a silent layer (typically the untrained readout) is left out of the
+average.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+WORST = -1.0  # no valid score is below this (Spearman >= -1, dissimilarity >= 0)
+SILENT_RATE = 1e-3
+SATURATED_RATE = 0.99
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fitness:
+    """Result of one training-free evaluation."""
+
+    score: float
+    degenerate: bool
+    firing_rates: tuple[float, ...]
+    spike_count: float  # total spikes per sample, summed over layers and time
+    metric: str = "hamming"
+    variant: str = "label"
+    extra: dict = field(default_factory=dict)
+
+
+def spike_rdm(spikes: torch.Tensor, *, metric: str = "hamming") -> torch.Tensor:
+    """(B, B) dissimilarities of spikes shaped (T, B, *neurons), averaged over time.
+
+    Hamming: fraction of neurons whose spike differs. Pearson: 1 - correlation of the
+    two spike vectors (a constant vector correlates 0 with anything).
+    """
+    steps, batch = spikes.shape[:2]
+    s = spikes.reshape(steps, batch, -1).float()
+    n = s.shape[-1]
+    if metric == "hamming":
+        # |a - b| summed = a.1 + b.1 - 2 a.b for binary vectors
+        counts = s.sum(-1)
+        inner = s @ s.transpose(1, 2)
+        d = (counts[:, :, None] + counts[:, None, :] - 2 * inner) / n
+    elif metric == "pearson":
+        c = s - s.mean(-1, keepdim=True)
+        norm = c.norm(dim=-1, keepdim=True)
+        c = torch.where(norm > 0, c / norm.clamp_min(1e-12), torch.zeros_like(c))
+        d = 1.0 - c @ c.transpose(1, 2)
+    else:
+        raise ValueError(f"unknown RDM metric '{metric}' (expected 'hamming' or 'pearson')")
+    return d.mean(0)
+
+
+def _rank(x: torch.Tensor) -> torch.Tensor:
+    """Average ranks of a 1-D tensor (ties share their mean rank)."""
+    order = torch.argsort(x, stable=True)
+    ranks = torch.empty_like(x, dtype=torch.float64)
+    ranks[order] = torch.arange(len(x), dtype=torch.float64, device=x.device)
+    # average ties
+    uniq, inv = torch.unique(x, return_inverse=True)
+    sums = torch.zeros(len(uniq), dtype=torch.float64, device=x.device).index_add_(0, inv, ranks)
+    counts = torch.zeros(len(uniq), dtype=torch.float64, device=x.device).index_add_(
+        0, inv, torch.ones_like(ranks)
+    )
+    return (sums / counts)[inv]
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman rank correlation of two 1-D tensors (0 when either is constant)."""
+    ra, rb = _rank(a.double()), _rank(b.double())
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denom = ra.norm() * rb.norm()
+    return float((ra @ rb) / denom) if denom > 0 else 0.0
+
+
+def rdm_score(rdm: torch.Tensor, labels: torch.Tensor | None = None) -> float:
+    """Score an RDM: Spearman vs the class-target RDM if ``labels`` given, else mean off-diagonal."""
+    b = rdm.shape[0]
+    iu = torch.triu_indices(b, b, offset=1, device=rdm.device)
+    values = rdm[iu[0], iu[1]]
+    if labels is None:
+        return float(values.mean())
+    target = (labels[:, None] != labels[None, :]).double()[iu[0], iu[1]]
+    return spearman(values, target)
+
+
+def network_fitness(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    metric: str = "hamming",
+) -> Fitness:
+    """Training-free fitness of ``model`` (an :class:`~spikesmith.nn.SNN`) on one batch ``x`` (T, B, ...).
+
+    One forward pass records every neuron layer's spikes; RDMs of those layers are averaged.
+    """
+    from spikesmith.nn import is_neuron
+
+    ctx = torch.no_grad() if not torch.is_grad_enabled() else contextlib.nullcontext()
+    with ctx, torch.no_grad():
+        _, outs = model(x, record=True)
+    spiking = [o for layer, o in zip(model.layers, outs) if is_neuron(layer)]
+    rates = tuple(float(o.float().mean()) for o in spiking)
+    spike_count = float(sum(o.float().sum() for o in spiking) / x.shape[1])
+    variant = "label" if labels is not None else "free"
+    # silent everywhere or saturated anywhere: no usable representation. A single silent
+    # layer (typically the untrained readout) only drops out of the average.
+    if not spiking or max(rates) < SILENT_RATE or max(rates) > SATURATED_RATE:
+        return Fitness(score=WORST, degenerate=True, firing_rates=rates, spike_count=spike_count,
+                       metric=metric, variant=variant)
+    active = [o for o, r in zip(spiking, rates) if r >= SILENT_RATE]
+    rdm = torch.stack([spike_rdm(o, metric=metric) for o in active]).mean(0)
+    score = rdm_score(rdm, labels)
+    return Fitness(score=score, degenerate=False, firing_rates=rates, spike_count=spike_count,
+                   metric=metric, variant=variant)
+
+
+@contextlib.contextmanager
+def seeded_torch(seed: int):
+    """Run the block with torch's global RNG seeded, restoring the caller's RNG state afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed) % (2**63))
+        yield
+
+
+def seeds(seed: int, n: int) -> list[int]:
+    """``n`` independent integer seeds derived from ``seed``."""
+    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
