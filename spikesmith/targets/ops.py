@@ -143,3 +143,30 @@ def apply_linear(node: nir.NIRNode, x: torch.Tensor, name: str) -> torch.Tensor:
     if op is None:
         raise GraphError(f"node '{name}': {type(node).__name__} is not a stateless node")
     return op(node, x, name)
+
+
+def fill_stateless(flat, activity: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Complete ``activity`` (T, B, *shape per node) with the outputs of stateless nodes.
+
+    Targets that only record populations (e.g. Lava) use this so every target's Trace
+    covers every node. A back edge delivers the previous step's value.
+    """
+    out = dict(activity)
+    for name, node in flat.nodes.items():
+        if name in out:
+            continue
+        parts = []
+        for p in flat.predecessors(name, back=False):
+            parts.append(out[p])
+        for p in flat.predecessors(name, back=True):
+            shifted = np.zeros_like(out[p])
+            shifted[1:] = out[p][:-1]
+            parts.append(shifted)
+        h = parts[0]
+        for q in parts[1:]:
+            h = h + q
+        steps, batch = h.shape[:2]
+        with torch.no_grad():
+            y = apply_linear(node, torch.as_tensor(h.reshape(steps * batch, *h.shape[2:]), dtype=torch.float64), name)
+        out[name] = y.numpy().reshape(steps, batch, *y.shape[1:])
+    return out
