@@ -14,6 +14,9 @@ populations are created in Lava's order and every dense matrix is permuted to ma
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import time
 
 import numpy as np
@@ -54,13 +57,19 @@ class LavaNetwork:
         self.fixed_point = fixed_point
         self.record = record
 
-    def _build(self, x_lava: np.ndarray, period: int, total: int):
+    def _build(self, x_lava: np.ndarray, period: int, total: int, workdir: str):
         ensure_lava()
         from lava.proc.conv.process import Conv
         from lava.proc.dense.process import Dense
-        from lava.proc.io.sink import RingBuffer as Sink
         from lava.proc.io.source import RingBuffer as Source
         from lava.proc.lif.process import LIFReset
+
+        from spikesmith.targets.lava.recorder import Recorder
+
+        def Sink(*, shape, key, dtype):
+            path = os.path.join(workdir, f"rec{len(sinks)}.npy")
+            sinks[key] = path
+            return Recorder(shape=shape, steps=total, path=path, dtype=dtype)
 
         plan = self.plan
         procs: dict[str, object] = {}
@@ -88,23 +97,21 @@ class LavaNetwork:
             d = Dense(weights=c.weight[lava_order(dst.shape)], num_message_bits=24)
             ones.s_out.connect(d.s_in)
             self._into(d.a_out, dst.shape).connect(procs[c.dst].a_in)
-        sinks = {}
+        sinks: dict[str, str] = {}
         wanted = [n for n, p in plan.populations.items() if p.kind != "input"] if self.record else \
             [r.population for r in plan.readouts if r.population]
         for name in wanted:
             pop = plan.populations[name]
-            sk = Sink(shape=lava_shape(pop.shape), buffer=total)
+            sk = Sink(shape=lava_shape(pop.shape), key=name, dtype="int8")
             procs[name].s_out.connect(sk.a_in)
-            sinks[name] = sk
         for r in plan.readouts:
             if r.connection is not None:
                 c = r.connection
                 srcpop = plan.populations[c.src]
                 d = Dense(weights=c.weight[:, lava_order(srcpop.shape)], num_message_bits=24 if c.graded else 0)
                 self._out_of(procs[c.src], srcpop.shape).connect(d.s_in)
-                sk = Sink(shape=(int(np.prod(r.shape)),), buffer=total)
+                sk = Sink(shape=(int(np.prod(r.shape)),), key="__readout__" + r.output, dtype="float64")
                 d.a_out.connect(sk.a_in)
-                sinks["__readout__" + r.output] = sk
         return src, procs, sinks
 
     @staticmethod
@@ -160,7 +167,8 @@ class LavaNetwork:
             flat_in[:, b * period:b * period + steps] = x[:, b].reshape(steps, -1)[:, perm].T
         x_lava = flat_in.reshape(*lava_shape(in_shape), total)
         t0 = time.perf_counter()
-        src, procs, sinks = self._build(x_lava, period, total)
+        workdir = tempfile.mkdtemp(prefix="spikesmith-lava-")
+        src, procs, sinks = self._build(x_lava, period, total, workdir)
         cfg = Loihi2SimCfg(select_tag="fixed_pt" if self.fixed_point else "floating_pt")
         anchor = src
         outputs: dict[str, np.ndarray] = {}
@@ -169,7 +177,11 @@ class LavaNetwork:
         try:
             anchor.run(condition=RunSteps(num_steps=total), run_cfg=cfg)
             t_run = time.perf_counter() - t1
-            raw = {k: s.data.get() for k, s in sinks.items()}
+            raw = {}
+            for k, path in sinks.items():
+                if not os.path.exists(path):
+                    raise SpikesmithError(f"Lava run ended without writing the recording of '{k}'")
+                raw[k] = np.moveaxis(np.load(path), 0, -1)
         except SpikesmithError:
             raise
         except Exception as exc:
@@ -179,6 +191,7 @@ class LavaNetwork:
                 anchor.stop()
             except Exception:
                 pass
+            shutil.rmtree(workdir, ignore_errors=True)
         for key, data in raw.items():
             if key.startswith("__readout__"):
                 out = key[len("__readout__"):]

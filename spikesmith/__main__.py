@@ -1,0 +1,5 @@
+import sys
+
+from spikesmith.cli import main
+
+sys.exit(main())

@@ -1,0 +1,282 @@
+"""The Python API: one function per pipeline stage, and the end-to-end demo.
+
+Every CLI command is a thin wrapper over a function here. Heavy modules (torch, Norse,
+Lava, onnx) are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from spikesmith import io
+from spikesmith.errors import InputError
+
+Progress = Callable[[str, dict], None]
+TARGETS = ("norse", "lava")
+MODEL_FORMAT = "spikesmith.snn/1"
+
+
+def _emit(on_progress: Progress | None, stage: str, info: dict) -> None:
+    if on_progress is not None:
+        on_progress(stage, info)
+
+
+# ---------------------------------------------------------------- models on disk
+
+def save_model(path: str | Path, model, arch: dict) -> Path:
+    """Save a trained SNN: its architecture description and weights (tensors only)."""
+    return io.save_checkpoint(path, {"format": MODEL_FORMAT, "arch": arch, "state_dict": model.state_dict()})
+
+
+def load_model(path: str | Path):
+    """(model, arch) from a file written by :func:`save_model`; the model is in eval mode."""
+    state = io.load_checkpoint(path)
+    if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
+        raise InputError(f"{path}: not a spikesmith model file (expected format '{MODEL_FORMAT}')")
+    arch = state["arch"]
+    model = build_model(arch)
+    try:
+        model.load_state_dict(state["state_dict"])
+    except RuntimeError as exc:
+        raise InputError(f"{path}: weights do not fit the architecture ({str(exc).splitlines()[0]})") from None
+    return model.eval(), arch
+
+
+def build_model(arch: dict):
+    """The untrained network an architecture description (``kind``, ``values``, shapes) names."""
+    from spikesmith.evolve import build_conv_snn
+
+    kind = arch.get("kind")
+    if kind != "conv":
+        raise InputError(f"architecture kind {kind!r} is unknown (expected 'conv')")
+    return build_conv_snn(arch["values"], input_shape=tuple(arch["input_shape"]), num_classes=int(arch["num_classes"]))
+
+
+# ---------------------------------------------------------------- stages
+
+def evolve_architecture(*, data: str = "digits", steps: int = 8, population: int = 8, generations: int = 3,
+                        seed: int = 0, samples: int = 256, on_progress: Progress | None = None):
+    """Search the conv-SNN space with the training-free RDM fitness; returns a SearchResult."""
+    import torch
+
+    from spikesmith.data import make_loaders
+    from spikesmith.evolve import search
+
+    train, _, info = make_loaders(data, batch_size=samples, steps=steps, seed=seed)
+    x, y = next(iter(train))
+    return search(torch.as_tensor(x), torch.as_tensor(y), input_shape=info.input_shape,
+                  num_classes=info.num_classes, population=population, generations=generations, seed=seed,
+                  on_progress=lambda row: _emit(on_progress, "evolve", row))
+
+
+def train_model(values: dict, *, data: str = "digits", steps: int = 8, epochs: int = 15, batch_size: int = 64,
+                lr: float = 5e-3, seed: int = 0, out_dir: str | Path | None = None, resume: bool = False,
+                device: str | None = None, data_dir: str | None = None, on_progress: Progress | None = None):
+    """Build the network of gene ``values`` and train it; returns (model, arch, TrainResult)."""
+    from spikesmith.data import make_loaders
+    from spikesmith.evolve.fitness import seeded_torch
+    from spikesmith.train import TrainConfig, fit
+
+    train, test, info = make_loaders(data, batch_size=batch_size, steps=steps, seed=seed, data_dir=data_dir)
+    arch = {"kind": "conv", "values": dict(values), "input_shape": list(info.input_shape),
+            "num_classes": info.num_classes, "steps": steps, "data": data, "dt": 1e-3}
+    with seeded_torch(seed):
+        model = build_model(arch)
+
+    def epoch_batches(epoch: int):
+        gen = getattr(train, "generator", None)
+        if gen is not None:  # the order of an epoch depends only on (seed, epoch): resumable
+            gen.manual_seed(seed * 100_003 + epoch)
+        return train
+
+    cfg = TrainConfig(epochs=epochs, lr=lr, seed=seed, device=device)
+    result = fit(model, epoch_batches, lambda: test, cfg, out_dir=out_dir, resume=resume,
+                 on_progress=lambda row: _emit(on_progress, "train", row))
+    model.eval()
+    if out_dir is not None:
+        save_model(Path(out_dir) / "model.pt", model.cpu(), arch)
+    return model, arch, result
+
+
+def export_model(model_or_path, *, dt: float | None = None):
+    """The NIR graph of a trained model (object or model file)."""
+    from spikesmith.compile.export import export_snn
+
+    model = load_model(model_or_path)[0] if isinstance(model_or_path, (str, Path)) else model_or_path
+    return export_snn(model.cpu().eval(), dt=dt)
+
+
+def compile_model(model_path: str | Path, *, out: str | Path, to: str = "nir", dt: float | None = None) -> Path:
+    """Compile a model file (or a NIR file) to a NIR file; returns the written path."""
+    if to != "nir":
+        raise InputError(f"--to {to!r} is not supported here (expected 'nir')")
+    p = Path(model_path)
+    if p.suffix == ".nir":
+        graph = load_graph(p)
+    else:
+        graph = export_model(p, dt=dt)
+    return io.write_nir(out, graph)
+
+
+def load_graph(path: str | Path, *, type_check: bool = True):
+    """Read and validate a NIR file."""
+    from spikesmith.compile.graph import flatten
+
+    graph = io.read_nir(path, type_check=type_check)
+    flatten(graph)  # structural checks with clear messages
+    return graph
+
+
+def resolve_dt(graph, dt: float | None) -> tuple[float, str | None]:
+    """The time step to simulate with: explicit, else the graph's stored dt, else 1e-3 with a notice."""
+    from spikesmith.compile.graph import DEFAULT_DT, graph_dt
+
+    if dt is not None:
+        if not np.isfinite(dt) or dt <= 0:
+            raise InputError(f"--dt must be a positive number of seconds, got {dt}")
+        return float(dt), None
+    stored = graph_dt(graph)
+    if stored is not None:
+        return stored, None
+    return DEFAULT_DT, f"the graph stores no time step; using dt = {DEFAULT_DT:g} s (pass --dt to choose)"
+
+
+def simulate(graph, x: np.ndarray, *, target: str = "norse", dt: float, record: bool = True):
+    """Run ``graph`` on ``target`` ('norse' or 'lava') for input (T, B, *input_shape); returns a Trace."""
+    if target == "norse":
+        from spikesmith.targets.reference import simulate as run
+    elif target == "lava":
+        from spikesmith.targets.lava import simulate as run
+    else:
+        raise InputError(f"unknown target {target!r} (expected one of {', '.join(TARGETS)})")
+    return run(graph, x, dt=dt, record=record)
+
+
+def run_file(graph_path: str | Path, input_path: str | Path, *, target: str, out: str | Path,
+             dt: float | None = None) -> tuple[Any, str | None]:
+    """Run a NIR file on an input ``.npy`` and save the output spikes; returns (trace, dt notice)."""
+    if target not in TARGETS:
+        raise InputError(f"unknown target {target!r} (expected one of {', '.join(TARGETS)})")
+    graph = load_graph(graph_path)
+    x = io.load_array(input_path)
+    dt, notice = resolve_dt(graph, dt)
+    from spikesmith.compile.graph import flatten
+
+    in_shape = flatten(graph).output_shape(next(iter(graph.inputs)))
+    if x.ndim != 2 + len(in_shape) or tuple(x.shape[2:]) != in_shape:
+        raise InputError(
+            f"{input_path}: input has shape {x.shape}; expected (T, B, {', '.join(map(str, in_shape))})"
+        )
+    trace = simulate(graph, x, target=target, dt=dt, record=False)
+    io.save_array(out, trace.output)
+    return trace, notice
+
+
+# ---------------------------------------------------------------- the demo
+
+@dataclass(frozen=True, kw_only=True)
+class DemoConfig:
+    """Budget of the end-to-end demo on the embedded digits."""
+
+    seed: int = 0
+    steps: int = 8
+    population: int = 8
+    generations: int = 3
+    epochs: int = 15
+    batch_size: int = 64
+    lava_samples: int | None = None  # None: the whole test split
+    profile: str = "cmos45"
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.epochs < 1 or self.population < 2 or self.generations < 0:
+            raise InputError("demo: steps, epochs >= 1, population >= 2 and generations >= 0 are required")
+
+
+def demo(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), *, on_progress: Progress | None = None) -> dict:
+    """Run the whole slice on digits: evolve -> train -> NIR -> Norse and Lava -> energy report.
+
+    Writes model.pt, model.nir, report.json, report.md, report.html and plots into ``out_dir``;
+    returns the summary dict.
+    """
+    import torch
+
+    from spikesmith.data import make_loaders
+
+    out = Path(out_dir)
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    t = time.perf_counter()
+    found = evolve_architecture(steps=cfg.steps, population=cfg.population, generations=cfg.generations,
+                                seed=cfg.seed, on_progress=on_progress)
+    io.write_jsonl(out / "search.jsonl", found.history)
+    timings["evolve"] = time.perf_counter() - t
+    _emit(on_progress, "stage", {"done": "evolve", "best": found.best.values, "score": found.best.fitness.score})
+
+    t = time.perf_counter()
+    model, arch, trained = train_model(found.best.values, steps=cfg.steps, epochs=cfg.epochs,
+                                       batch_size=cfg.batch_size, seed=cfg.seed, out_dir=out,
+                                       on_progress=on_progress)
+    timings["train"] = time.perf_counter() - t
+    _emit(on_progress, "stage", {"done": "train", "test_accuracy": trained.test_accuracy})
+
+    t = time.perf_counter()
+    graph = export_model(model, dt=1e-3)
+    io.write_nir(out / "model.nir", graph)
+    graph = load_graph(out / "model.nir")  # everything downstream uses what was written
+    timings["compile"] = time.perf_counter() - t
+
+    _, test, info = make_loaders("digits", batch_size=10_000, steps=cfg.steps, seed=cfg.seed)
+    x, y = next(iter(test))
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y)
+    if cfg.lava_samples is not None:
+        x, y = x[:, : cfg.lava_samples], y[: cfg.lava_samples]
+    dt = 1e-3
+
+    t = time.perf_counter()
+    ref = simulate(graph, x, target="norse", dt=dt)
+    timings["norse"] = time.perf_counter() - t
+    t = time.perf_counter()
+    lava = simulate(graph, x, target="lava", dt=dt)
+    timings["lava"] = time.perf_counter() - t
+
+    def accuracy(trace) -> float:
+        return float((trace.output.sum(0).argmax(-1) == y).mean())
+
+    acc_ref, acc_lava = accuracy(ref), accuracy(lava)
+    same_out = float((ref.output == lava.output).mean())
+    layer_match = {k: float((ref.activity[k] == lava.activity[k]).mean()) for k in ref.activity
+                   if k in lava.activity and ref.activity[k].shape == lava.activity[k].shape}
+    with torch.no_grad():
+        torch_acc = float((model(torch.as_tensor(x, dtype=torch.float32)).sum(0).argmax(-1).numpy() == y).mean())
+
+    from spikesmith.energy import make_report, write_report
+    from spikesmith.targets.onnx import export_ann_twin
+
+    t = time.perf_counter()
+    onnx_path = export_ann_twin(graph, out / "ann_twin.onnx")
+    extra = {
+        "accuracy": {"torch": torch_acc, "norse": acc_ref, "lava": acc_lava, "samples": int(len(y))},
+        "agreement": {"output_spikes_identical": same_out, "per_node": layer_match},
+        "per_sample_seconds": {"norse": ref.per_sample_seconds(), "lava": lava.per_sample_seconds(),
+                               "lava_compile": lava.compile_seconds},
+        "search": {"best": found.best.values, "rdm_score": found.best.fitness.score,
+                   "evaluated": found.evaluated},
+        "training": {"epochs": cfg.epochs, "test_accuracy": trained.test_accuracy, "device": trained.device},
+        "timings_s": timings,
+    }
+    report = make_report(graph=graph, trace=lava, ann_onnx=onnx_path, profile=cfg.profile,
+                         accuracy=acc_lava, extra=extra)
+    files = write_report(report, out)
+    timings["energy"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t_start
+    summary = {
+        "out_dir": str(out), "files": {k: str(v) for k, v in files.items()} | {"model.nir": str(out / "model.nir")},
+        **extra, "energy": report.summary() if hasattr(report, "summary") else {},
+    }
+    return summary

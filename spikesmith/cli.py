@@ -1,0 +1,149 @@
+"""The ``spikesmith`` command line: thin wrappers over :mod:`spikesmith.api`.
+
+Errors a user can fix print one line and exit 2; heavy libraries load only inside commands.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="spikesmith: evolve, train, compile and deploy spiking neural networks, with energy reports.")
+evolve_app = typer.Typer(no_args_is_help=True, help="Find networks: architecture search and genetic encodings.")
+app.add_typer(evolve_app, name="evolve")
+
+
+def _console():
+    from spikesmith.console import Console
+
+    return Console()
+
+
+@app.command()
+def demo(out: Path = typer.Option(Path("out/demo"), "-o", "--out", help="Output directory."),
+         seed: int = typer.Option(0, help="Seed of the whole run."),
+         epochs: int = typer.Option(15, help="Training epochs."),
+         steps: int = typer.Option(8, help="Time steps per sample."),
+         lava_samples: Optional[int] = typer.Option(None, help="Test samples run on Lava (default: all).")):
+    """Run the whole pipeline on the embedded digits: evolve, train, NIR, Norse + Lava, energy report."""
+    from spikesmith import api
+
+    con = _console()
+    s = api.demo(out, api.DemoConfig(seed=seed, epochs=epochs, steps=steps, lava_samples=lava_samples),
+                 on_progress=con.progress)
+    acc, e = s["accuracy"], s.get("energy", {})
+    con.line("")
+    typer.echo(f"accuracy on {acc['samples']} test samples: Norse {acc['norse']:.4f}, Lava {acc['lava']:.4f} "
+               f"(torch {acc['torch']:.4f}); identical output spikes: {s['agreement']['output_spikes_identical']:.4f}")
+    if e:
+        typer.echo(f"SNN {e.get('sops_per_sample', 0):.0f} SOPs/sample vs ANN {e.get('ann_macs_per_sample', 0):.0f} "
+                   f"MACs/sample; energy SNN {e.get('snn_energy_pj_per_sample', 0) / 1e3:.2f} nJ vs ANN "
+                   f"{e.get('ann_energy_pj_per_sample', 0) / 1e3:.2f} nJ per sample")
+    typer.echo(f"wrote {', '.join(sorted(Path(p).name for p in s['files'].values()))} to {s['out_dir']}")
+
+
+@app.command("compile")
+def compile_cmd(model: Path = typer.Argument(..., help="Model file (model.pt) or NIR file."),
+                to: str = typer.Option("nir", "--to", help="Target format: nir."),
+                out: Path = typer.Option(..., "-o", "--out", help="Output file."),
+                dt: Optional[float] = typer.Option(None, help="Time step (s) to record in the graph.")):
+    """Compile a trained model to a NIR file."""
+    from spikesmith import api
+
+    path = api.compile_model(model, out=out, to=to, dt=dt)
+    typer.echo(f"wrote {path}")
+
+
+@app.command("run")
+def run_cmd(model: Path = typer.Argument(..., help="NIR file."),
+            target: str = typer.Option("norse", help="lava or norse."),
+            input: Path = typer.Option(..., "--input", help="Input .npy shaped (T, B, *input_shape)."),
+            out: Path = typer.Option(..., "-o", "--out", help="Output .npy (T, B, *output_shape)."),
+            dt: Optional[float] = typer.Option(None, help="Time step in seconds (default: the graph's, else 1e-3).")):
+    """Simulate a NIR graph on a target and save its output spikes."""
+    from spikesmith import api
+
+    trace, notice = api.run_file(model, input, target=target, out=out, dt=dt)
+    if notice:
+        typer.echo(f"note: {notice}", err=True)
+    typer.echo(f"wrote {out}: output {tuple(trace.output.shape)} from {trace.target} "
+               f"({trace.per_sample_seconds() * 1e3:.2f} ms per sample)")
+
+
+@app.command("train")
+def train_cmd(data: str = typer.Option("digits", help="Dataset name."),
+              out: Path = typer.Option(..., "-o", "--out", help="Output directory."),
+              genes: str = typer.Option("c1=12,c2=32,hidden=0,tau_steps=2,v_th=0.5",
+                                        help="Architecture genes as name=value pairs."),
+              epochs: int = typer.Option(15), steps: int = typer.Option(8), batch_size: int = typer.Option(64),
+              seed: int = typer.Option(0), resume: bool = typer.Option(False, help="Continue from out/checkpoint.pt."),
+              data_dir: Optional[Path] = typer.Option(None, help="Where the dataset lies.")):
+    """Train a conv SNN with Norse (CUDA when available)."""
+    from spikesmith import api
+    from spikesmith.errors import InputError
+
+    values = {}
+    for pair in filter(None, genes.split(",")):
+        if "=" not in pair:
+            raise InputError(f"--genes: expected name=value pairs, got {pair!r}")
+        k, v = pair.split("=", 1)
+        values[k.strip()] = float(v) if "." in v else int(v)
+    _, _, result = api.train_model(values, data=data, epochs=epochs, steps=steps, batch_size=batch_size, seed=seed,
+                                   out_dir=out, resume=resume, data_dir=str(data_dir) if data_dir else None,
+                                   on_progress=_console().progress)
+    typer.echo(f"test accuracy {result.test_accuracy:.4f} after {result.epochs} epochs on {result.device}; "
+               f"wrote {out / 'model.pt'}")
+
+
+@evolve_app.command("search")
+def evolve_search(population: int = typer.Option(8), generations: int = typer.Option(3),
+                  seed: int = typer.Option(0), steps: int = typer.Option(8),
+                  out: Optional[Path] = typer.Option(None, "-o", "--out", help="Write search.jsonl here.")):
+    """Training-free search of the conv-SNN space on digits."""
+    from spikesmith import api, io
+
+    r = api.evolve_architecture(population=population, generations=generations, seed=seed, steps=steps,
+                                on_progress=_console().progress)
+    if out:
+        io.write_jsonl(Path(out) / "search.jsonl", r.history)
+    typer.echo(f"best genes {r.best.values} (RDM score {r.best.fitness.score:.4f}, {r.best.parameters} parameters)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: one-line errors with exit code 2."""
+    from spikesmith.errors import SpikesmithError
+
+    try:
+        rv = app(args=argv, standalone_mode=False, prog_name="spikesmith")
+        return int(rv) if isinstance(rv, int) else 0
+    except SpikesmithError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        typer.echo(f"error: {exc.filename or ''}: {exc.strerror}", err=True)
+        return 2
+    except Exception as exc:
+        # typer bundles its own click: recognise its exceptions by their interface
+        name = type(exc).__name__
+        if name == "Exit":
+            return int(getattr(exc, "exit_code", 0))
+        if name == "Abort":
+            typer.echo("aborted", err=True)
+            return 130
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            typer.echo(f"error: {exc.format_message()}", err=True)
+            return 2
+        if os.environ.get("SPIKESMITH_DEBUG"):
+            raise
+        typer.echo(f"internal error: {name}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                   "(set SPIKESMITH_DEBUG=1 for the traceback)", err=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

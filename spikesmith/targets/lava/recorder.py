@@ -1,0 +1,60 @@
+"""A Lava process that records its input every step and saves it to a file at the end.
+
+Reading a RingBuffer sink back through ``Var.get()`` moves one element per channel
+message, which costs seconds for a few hundred thousand values. The recorder instead
+keeps the series in its own process and writes one ``.npy`` file (atomically) when the
+last step has run; the host reads the file after the run.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from spikesmith.targets.lava.compat import ensure_lava
+
+ensure_lava()
+
+from lava.magma.core.decorator import implements, requires, tag  # noqa: E402
+from lava.magma.core.model.py.model import PyLoihiProcessModel  # noqa: E402
+from lava.magma.core.model.py.ports import PyInPort  # noqa: E402
+from lava.magma.core.model.py.type import LavaPyType  # noqa: E402
+from lava.magma.core.process.ports.ports import InPort  # noqa: E402
+from lava.magma.core.process.process import AbstractProcess  # noqa: E402
+from lava.magma.core.resources import CPU  # noqa: E402
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa: E402
+
+
+class Recorder(AbstractProcess):
+    """Records ``a_in`` (shape ``shape``) for ``steps`` steps into the ``.npy`` file ``path``."""
+
+    def __init__(self, *, shape: tuple[int, ...], steps: int, path: str, dtype: str = "float64", **kwargs):
+        super().__init__(shape=shape, steps=steps, path=path, dtype=dtype, **kwargs)
+        self.a_in = InPort(shape=shape)
+
+
+@implements(proc=Recorder, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt", "fixed_pt", "bit_accurate_loihi")
+class PyRecorderModel(PyLoihiProcessModel):
+    """Keeps the series in memory and saves it after the last step."""
+
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        shape = tuple(proc_params["shape"])
+        self._steps = int(proc_params["steps"])
+        self._path = proc_params["path"]
+        self._buf = np.zeros((self._steps, *shape), dtype=np.dtype(proc_params["dtype"]))
+
+    def run_spk(self) -> None:
+        data = self.a_in.recv()
+        t = self.time_step - 1
+        if t < self._steps:
+            self._buf[t] = data
+        if t == self._steps - 1:
+            tmp = self._path + ".tmp.npy"
+            np.save(tmp, self._buf)
+            os.replace(tmp, self._path)
