@@ -2,7 +2,8 @@
 
 Discretisation is documented in :mod:`spikesmith.compile.units`. Nodes are evaluated in
 topological order at every time step; a back edge (cycle) delivers its source's output
-of the previous step. Arithmetic is float64 by default so that targets can be compared
+of the previous step (before the first step: neurons output zero, stateless nodes their
+response to that, i.e. their biases). Arithmetic is float64 by default so that targets can be compared
 spike for spike.
 """
 
@@ -15,7 +16,7 @@ import nir
 import numpy as np
 import torch
 from norse.torch.functional.iaf import IAFFeedForwardState, IAFParameters, iaf_feed_forward_step
-from norse.torch.functional.leaky_integrator_box import LIBoxParameters, li_box_feed_forward_step
+from norse.torch.functional.leaky_integrator_box import LIBoxParameters, LIBoxState, li_box_feed_forward_step
 from norse.torch.functional.lif_box import LIFBoxFeedForwardState, LIFBoxParameters, lif_box_feed_forward_step
 
 from spikesmith.compile.graph import FlatGraph, flatten
@@ -62,7 +63,7 @@ class _Neuron:
         t = type(self.node)
         if t in (nir.CubaLIF, nir.CubaLI):
             i = state.get("i", torch.zeros_like(x))
-            i, _ = li_box_feed_forward_step(self.w_in * x, i, self.syn, dt)
+            i, _ = li_box_feed_forward_step(self.w_in * x, LIBoxState(v=i), self.syn, dt)
             state["i"] = i
             x = i
         if t is nir.Threshold:
@@ -77,7 +78,7 @@ class _Neuron:
             state["v"] = s.v
             return z
         if t in (nir.LI, nir.CubaLI):
-            v, _ = li_box_feed_forward_step(self.r * x, v, self.mem, dt)
+            v, _ = li_box_feed_forward_step(self.r * x, LIBoxState(v=v), self.mem, dt)
             state["v"] = v
             return v
         if t is nir.I:
@@ -140,8 +141,24 @@ def simulate(
     back = {n: flat.predecessors(n, back=True) for n in flat.nodes}
     states: dict[str, State] = {n: {} for n in neurons}
     buffers: dict[str, list[torch.Tensor]] = {n: [] for n in delays}
-    prev: dict[str, torch.Tensor] = {}
     rec: dict[str, list[torch.Tensor]] = {n: [] for n in flat.nodes}
+
+    def zeros(name: str) -> torch.Tensor:
+        return torch.zeros(batch, *flat.output_shape(name), dtype=dtype, device=device)
+
+    # Before the first step every neuron outputs zero; stateless nodes output their response
+    # to that (their biases). This is what a back edge delivers at t = 0.
+    prev: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for name, node in flat.nodes.items():
+            if name in neurons or name in delays or name in flat.inputs:
+                prev[name] = zeros(name)
+            else:
+                parts = [prev[p] for p in fwd[name]] + [zeros(p) for p in back[name]]
+                h = parts[0]
+                for q in parts[1:]:
+                    h = h + q
+                prev[name] = LINEAR_OPS[type(node)](node, h, name)
     with torch.no_grad():
         for t in range(steps):
             cur: dict[str, torch.Tensor] = {}
@@ -151,8 +168,7 @@ def simulate(
                     rec[name].append(xt[t])
                     continue
                 parts = [cur[p] for p in fwd[name]]
-                parts += [prev[p] if p in prev else torch.zeros(batch, *flat.output_shape(p), dtype=dtype, device=device)
-                          for p in back[name]]
+                parts += [prev[p] for p in back[name]]
                 if not parts:
                     raise GraphError(f"node '{name}' has no input")
                 h = parts[0]
