@@ -225,16 +225,20 @@ def build_plan(flat: FlatGraph, dt: float) -> Plan:
     def back_edges_on_paths(nodes: list[str], src: str, end: str) -> set[int]:
         """Numbers of back edges on the paths from ``src`` to ``end`` through ``nodes``."""
         inside = set(nodes)
-        counts: dict[str, set[int]] = {src: {0}}
-        for n in [src] + nodes + [end]:
-            if n not in counts and n != src:
-                c: set[int] = set()
-                for p in pred_f[n]:
-                    c |= counts.get(p, set()) if (p in inside or p == src) else set()
-                for p in pred_b[n]:
-                    c |= {k + 1 for k in counts.get(p, set())} if (p in inside or p == src) else set()
-                counts[n] = c
-        return counts.get(end, set())
+        counts: dict[str, set[int]] = {}
+
+        def into(n: str) -> set[int]:
+            c: set[int] = set()
+            for p, extra in [(p, 0) for p in pred_f[n]] + [(p, 1) for p in pred_b[n]]:
+                if p == src:
+                    c |= {extra}
+                elif p in inside:
+                    c |= {k + extra for k in counts.get(p, set())}
+            return c
+
+        for n in nodes:  # topological order
+            counts[n] = into(n)
+        return into(end)
 
     def connections_into(end: str, out_shape: tuple[int, ...]):
         nodes, srcs = region(end)

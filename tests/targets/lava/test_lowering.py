@@ -1,0 +1,121 @@
+"""Lava floating point must reproduce the Norse reference spike for spike."""
+
+import nir
+import numpy as np
+import pytest
+import torch
+
+from factories import ff_graph, spikes
+from spikesmith.errors import GraphError
+from spikesmith.targets.lava import simulate as lava
+from spikesmith.targets.reference import simulate as reference
+
+
+def assert_identical(g, x, dt=1e-3):
+    ref = reference(g, x, dt=dt)
+    lv = lava(g, x, dt=dt)
+    for name, a in ref.activity.items():
+        np.testing.assert_array_equal(lv.activity[name], a, err_msg=f"node {name}")
+    return ref, lv
+
+
+@pytest.mark.parametrize("neuron", ["LIF", "CubaLIF", "IF"])
+def test_feed_forward_neurons(neuron):
+    ref, _ = assert_identical(ff_graph(seed=3, neuron=neuron), spikes((25, 4, 6), 0.5, seed=1) * 2.0)
+    assert ref.activity["n1"].mean() > 0.02  # the test exercises real spiking
+
+
+def test_conv_network_with_pooling_and_flatten():
+    from spikesmith.compile.export import export_snn
+    from spikesmith.evolve import build_conv_snn
+    from spikesmith.evolve.fitness import seeded_torch
+
+    with seeded_torch(2):
+        m = build_conv_snn({"c1": 4, "c2": 6, "hidden": 8, "tau_steps": 2.0, "v_th": 0.5},
+                           input_shape=(1, 8, 8), num_classes=3)
+    m.eval()
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.weight.data.mul_(4.0)
+    g = export_snn(m)
+    ref, lv = assert_identical(g, np.random.default_rng(0).random((6, 5, 1, 8, 8)))
+    assert ref.activity["1_lifboxcell"].mean() > 0.05
+    assert lv.meta["lags"]["1_lifboxcell"] == 1
+
+
+def test_recurrent_cubalif_with_biases():
+    n = 5
+    rng = np.random.default_rng(4)
+    nodes = {
+        "in": nir.Input(input_type={"input": np.array([3])}),
+        "fc": nir.Affine(weight=rng.normal(0, 2, (n, 3)), bias=rng.normal(0, 0.3, n)),
+        "lif": nir.CubaLIF(tau_syn=np.full(n, 3e-3), tau_mem=np.full(n, 2e-3), r=np.ones(n), v_leak=np.zeros(n),
+                           v_threshold=np.full(n, 0.3), v_reset=np.zeros(n), w_in=np.ones(n)),
+        "rec": nir.Affine(weight=rng.normal(0, 0.5, (n, n)), bias=rng.normal(0, 0.1, n)),
+        "out": nir.Output(output_type={"output": np.array([n])}),
+    }
+    g = nir.NIRGraph(nodes=nodes, edges=[("in", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "out")])
+    ref, _ = assert_identical(g, spikes((30, 3, 3), 0.4, seed=2))
+    assert ref.output.mean() > 0.02
+
+
+def test_two_inputs_summed_into_one_population():
+    rng = np.random.default_rng(5)
+    n = 4
+    nodes = {
+        "in": nir.Input(input_type={"input": np.array([3])}),
+        "a": nir.Linear(weight=rng.normal(0, 1.5, (n, 3))),
+        "b": nir.Affine(weight=rng.normal(0, 1.5, (n, 3)), bias=np.full(n, 0.1)),
+        "lif": nir.LIF(tau=np.full(n, 3e-3), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.full(n, 0.5),
+                       v_reset=np.zeros(n)),
+        "out": nir.Output(output_type={"output": np.array([n])}),
+    }
+    g = nir.NIRGraph(nodes=nodes, edges=[("in", "a"), ("in", "b"), ("a", "lif"), ("b", "lif"), ("lif", "out")])
+    ref, _ = assert_identical(g, spikes((20, 2, 3), 0.5, seed=3))
+    assert ref.output.mean() > 0.02
+
+
+def test_unequal_path_latencies_are_rejected_clearly():
+    n = 3
+    lif = lambda: nir.LIF(tau=np.full(n, 2e-3), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n),  # noqa: E731
+                          v_reset=np.zeros(n))
+    nodes = {"in": nir.Input(input_type={"input": np.array([n])}), "w1": nir.Linear(weight=np.eye(n)), "l1": lif(),
+             "w2": nir.Linear(weight=np.eye(n)), "skip": nir.Linear(weight=np.eye(n)), "l2": lif(),
+             "out": nir.Output(output_type={"output": np.array([n])})}
+    edges = [("in", "w1"), ("w1", "l1"), ("l1", "w2"), ("w2", "l2"), ("in", "skip"), ("skip", "l2"), ("l2", "out")]
+    g = nir.NIRGraph(nodes=nodes, edges=edges)
+    reference(g, spikes((5, 1, n)), dt=1e-3)  # the reference runs it
+    with pytest.raises(GraphError, match="'l2'.*different latencies"):
+        lava(g, spikes((5, 1, n)), dt=1e-3)
+
+
+def test_per_neuron_time_constants_are_rejected_clearly():
+    g = ff_graph()
+    g.nodes["n1"].tau = np.linspace(1e-3, 3e-3, 8)
+    with pytest.raises(GraphError, match="'n1'.*tau.*differs"):
+        lava(g, spikes((5, 1, 6)), dt=1e-3)
+
+
+CORPUS_RUNS = [
+    ("lif_norse.nir", 1e-3, 40),
+    ("two_lif_neurons.nir", 1e-4, 60),
+    ("braille_noDelay_bias_zero.nir", 1e-4, 40),
+    ("braille_noDelay_noBias_subtract.nir", 1e-4, 40),
+    ("cnn_sinabs.nir", 1e-3, 6),
+]
+
+
+@pytest.mark.parametrize("name,dt,steps", CORPUS_RUNS)
+def test_corpus_graphs_identical_on_both_targets(corpus, name, dt, steps):
+    from spikesmith.compile.graph import flatten
+
+    g = nir.read(str(corpus / name))
+    shape = flatten(g).output_shape(flatten(g).inputs[0])
+    assert_identical(g, spikes((steps, 2, *shape), 0.3, seed=7), dt=dt)
+
+
+def test_rockpool_graph_is_rejected_with_its_defect(corpus):
+    from spikesmith import io
+
+    with pytest.raises(GraphError, match=r"lif_rockpool\.nir: nir rejects the graph's types.*type mismatch"):
+        io.read_nir(corpus / "lif_rockpool.nir")

@@ -1,0 +1,98 @@
+import nir
+import norse.torch as norse
+import numpy as np
+import pytest
+import torch
+
+from spikesmith.errors import GraphError, UnsupportedNodeError
+from spikesmith.targets.reference import simulate
+from factories import ff_graph, spikes
+
+
+def test_lif_matches_norse_module_and_hand_computation():
+    # one LIF neuron, dt/tau = 0.5, threshold 1: v <- v + 0.5 (x - v)
+    g = nir.NIRGraph.from_list(
+        nir.Input(input_type={"input": np.array([1])}),
+        nir.LIF(tau=np.array([2e-3]), r=np.array([1.0]), v_leak=np.array([0.0]), v_threshold=np.array([1.0]),
+                v_reset=np.array([0.0])),
+    )
+    x = np.full((6, 1, 1), 1.5)
+    tr = simulate(g, x, dt=1e-3)
+    v, zs = 0.0, []
+    for _ in range(6):
+        v = v + 0.5 * (1.5 - v)
+        z = float(v > 1.0)
+        v = 0.0 if z else v
+        zs.append(z)
+    assert tr.output[:, 0, 0].tolist() == zs
+    cell = norse.LIFBoxCell(norse.LIFBoxParameters(tau_mem_inv=torch.tensor(500.0), v_th=torch.tensor(1.0)), dt=1e-3)
+    state, out = None, []
+    for t in range(6):
+        z, state = cell(torch.tensor([[1.5]]), state)
+        out.append(float(z))
+    assert out == zs
+
+
+def test_cubalif_uses_updated_current():
+    g = nir.NIRGraph.from_list(
+        nir.Input(input_type={"input": np.array([1])}),
+        nir.CubaLIF(tau_syn=np.array([4e-3]), tau_mem=np.array([2e-3]), r=np.array([2.0]), v_leak=np.array([0.0]),
+                    v_threshold=np.array([10.0]), v_reset=np.array([0.0]), w_in=np.array([3.0])),
+    )
+    x = np.zeros((3, 1, 1))
+    x[0] = 1.0
+    tr = simulate(g, x, dt=1e-3)
+    # I1 = 0.25 * 3 = 0.75, v1 = 0.5 * 2 * 0.75 = 0.75: the voltage sees the current of the same step
+    i, v = 0.0, 0.0
+    expected_v = []
+    for t in range(3):
+        i = i + 0.25 * (-i + 3.0 * x[t, 0, 0])
+        v = v + 0.5 * (-v + 2.0 * i)
+        expected_v.append(v)
+    assert expected_v[0] == pytest.approx(0.75)
+    assert tr.output.sum() == 0  # threshold 10 never reached
+
+
+def test_if_integrates_per_step():
+    g = ff_graph(neuron="IF")
+    tr = simulate(g, spikes((20, 3, 6)), dt=1e-3)
+    assert tr.output.shape == (20, 3, 3)
+    assert set(np.unique(tr.activity["n1"])) <= {0.0, 1.0}
+
+
+def test_input_shape_is_checked():
+    with pytest.raises(GraphError, match=r"expects \(T, B, 6\)"):
+        simulate(ff_graph(), np.zeros((5, 2, 7)), dt=1e-3)
+
+
+def test_unsupported_node_is_named():
+    class Weird(nir.Scale):
+        pass
+
+    g = ff_graph()
+    g.nodes["fc2"] = Weird(scale=np.ones(8))
+    with pytest.raises(UnsupportedNodeError, match="fc2.*Weird"):
+        simulate(g, np.zeros((2, 1, 6)), dt=1e-3)
+
+
+def test_snn_forward_equals_reference_of_its_export():
+    from spikesmith.compile.export import export_snn
+    from spikesmith.evolve import build_conv_snn
+    from spikesmith.evolve.fitness import seeded_torch
+
+    with seeded_torch(1):
+        m = build_conv_snn({"c1": 4, "c2": 6, "hidden": 8, "tau_steps": 2.0, "v_th": 0.5},
+                           input_shape=(1, 8, 8), num_classes=3)
+        m.train()
+        m(torch.rand(4, 16, 1, 8, 8))  # batch-norm statistics
+    m.eval()
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.weight.data.mul_(3.0)  # make the untrained net spike
+    x = torch.rand(6, 5, 1, 8, 8, dtype=torch.float64)
+    g = export_snn(m)
+    tr = simulate(g, x.numpy(), dt=1e-3)
+    with torch.no_grad():
+        y, outs = m.double()(x, record=True)
+    assert tr.activity["1_lifboxcell"].mean() > 0.01
+    np.testing.assert_array_equal(tr.output, y.numpy())
