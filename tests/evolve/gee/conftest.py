@@ -1,0 +1,11 @@
+"""Fixtures for the GEE tests."""
+
+import pytest
+
+from gee_data import synthetic_data
+from spikesmith.evolve.gee.ste import GeeData
+
+
+@pytest.fixture
+def tiny_data() -> GeeData:
+    return synthetic_data()

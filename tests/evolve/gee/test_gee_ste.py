@@ -1,0 +1,167 @@
+"""STE: regularisers, schedules, genetic operators, the evolution run and its determinism."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from spikesmith import io
+from spikesmith.errors import InputError
+from spikesmith.evolve.gee import Constant, CosineDecay, LinearDecay, SteConfig, run_gee_evolution
+from spikesmith.evolve.gee.arch import build_network
+from spikesmith.evolve.gee.ste import (
+    breed, crossover, encoding_keys, mutate, spatial_entropy, temporal_difference, tournament_select,
+)
+
+TINY = dict(arch="digits", genes=4, steps=2, seed=7)
+
+
+def tiny_cfg(**kw) -> SteConfig:
+    base = dict(batch_size=16, tournament=2, elite=1)
+    return SteConfig(**{**base, **kw})
+
+
+def test_spatial_entropy_bounds():
+    assert float(spatial_entropy(torch.ones(4, 4))) == pytest.approx(math.log(16))
+    assert float(spatial_entropy(-torch.ones(4, 4))) == pytest.approx(math.log(16))  # |G|
+    one_hot = torch.zeros(4, 4)
+    one_hot[1, 2] = 3.0
+    assert float(spatial_entropy(one_hot)) == pytest.approx(0.0, abs=1e-6)
+    g = torch.randn(8, 8, generator=torch.Generator().manual_seed(0))
+    assert 0 < float(spatial_entropy(g)) < math.log(64)
+
+
+def test_temporal_difference_is_mean_squared_change():
+    a, b = torch.zeros(2, 3), torch.ones(4, 3)
+    assert float(temporal_difference([a, b], [a, b])) == 0.0
+    d = temporal_difference([a + 2.0, b], [a, b])
+    assert float(d) == pytest.approx(4.0 * 6 / 18)
+    with pytest.raises(InputError):
+        temporal_difference([a], [a, b])
+
+
+def test_schedules_decay_to_zero_after_thirty_percent():
+    lin, cos = LinearDecay(start=2.0), CosineDecay(start=2.0)
+    assert lin(0.0) == cos(0.0) == 2.0
+    assert lin(0.15) == pytest.approx(1.0) and cos(0.15) == pytest.approx(1.0)
+    assert lin(0.3) == cos(0.3) == lin(0.9) == 0.0
+    assert Constant(value=0.5)(0.99) == 0.5
+    with pytest.raises(InputError):
+        LinearDecay(start=-1.0)
+    with pytest.raises(InputError):
+        LinearDecay(start=1.0, until=0.0)
+
+
+def _states(n=4, seed=0):
+    return [build_network("digits", genes=4, seed=seed + i).state_dict() for i in range(n)]
+
+
+def test_crossover_swaps_whole_rows_and_blends_g():
+    model = build_network("digits", genes=4, seed=0)
+    keys = encoding_keys(model)
+    a, b = _states(2)
+    child = crossover(a, b, x_keys=keys, g_key="gene.g", rng=np.random.default_rng(1))
+    from_b = 0
+    for k in keys:
+        for r in range(a[k].shape[0]):
+            row = child[k][r]
+            assert torch.equal(row, a[k][r]) or torch.equal(row, b[k][r])
+            from_b += torch.equal(row, b[k][r]) and not torch.equal(row, a[k][r])
+    assert 0 < from_b < sum(a[k].shape[0] for k in keys)
+    # G lies on the segment between the parents: one alpha for every entry
+    alpha = (child["gene.g"] - b["gene.g"]) / (a["gene.g"] - b["gene.g"])
+    assert float(alpha.std()) < 1e-4 and 0 <= float(alpha.mean()) <= 1
+    other = [k for k in a if k not in keys and k != "gene.g"]
+    assert all(torch.equal(child[k], a[k]) for k in other)
+
+
+def test_mutation_touches_only_x_and_g():
+    a = _states(1)[0]
+    keys = encoding_keys(build_network("digits", genes=4)) + ["gene.g"]
+    m = mutate(a, keys=keys, sigma=0.1, rng=np.random.default_rng(0))
+    for k in a:
+        assert torch.equal(m[k], a[k]) == (k not in keys)
+
+
+def test_breed_keeps_elites_and_tournament_prefers_fitter():
+    pop = _states(4)
+    keys = encoding_keys(build_network("digits", genes=4))
+    fitness = np.array([-3.0, -1.0, -2.0, -4.0])
+    nxt = breed(pop, fitness, tiny_cfg(population=4, elite=2), x_keys=keys, g_key="gene.g",
+                rng=np.random.default_rng(0))
+    assert len(nxt) == 4
+    assert all(torch.equal(nxt[0][k], pop[1][k]) for k in pop[1])
+    assert all(torch.equal(nxt[1][k], pop[2][k]) for k in pop[2])
+    rng = np.random.default_rng(0)
+    wins = [tournament_select(fitness, 4, rng) for _ in range(5)]
+    assert wins == [1] * 5
+
+
+def test_run_is_deterministic_and_writes_metrics_and_plot(tiny_data, tmp_path):
+    cfg = tiny_cfg()
+    events = []
+    r1 = run_gee_evolution(data=tiny_data, population=3, generations=2, final_epochs=1, config=cfg,
+                           out_dir=tmp_path / "a", device="cpu", on_progress=events.append, **TINY)
+    r2 = run_gee_evolution(data=tiny_data, population=3, generations=2, final_epochs=1, config=cfg,
+                           out_dir=tmp_path / "b", device="cpu", **TINY)
+    assert r1.final_fitness == r2.final_fitness and r1.test_accuracy == r2.test_accuracy
+    keys = ("best_fitness", "mean_fitness", "entropy", "difference", "train_loss", "mean_val_accuracy")
+    assert [[h[k] for k in keys] for h in r1.history] == [[h[k] for k in keys] for h in r2.history]
+    assert r1.history[-1]["best_fitness"] > r1.history[0]["best_fitness"]  # it learns: not a silent network
+    rows = io.read_jsonl(tmp_path / "a" / "metrics.jsonl")
+    assert [r["phase"] for r in rows] == ["evolve", "evolve", "final"]
+    for key in ("best_fitness", "mean_fitness", "entropy", "difference", "val_accuracy", "wall_seconds"):
+        assert all(key in r for r in rows)
+    assert rows[0]["best_fitness"] >= rows[0]["mean_fitness"]
+    assert rows[0]["lambda_t"] > 0 and rows[1]["lambda_t"] == 0  # decayed by t = 0.5
+    assert (tmp_path / "a" / "evolution.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ckpt = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    assert ckpt["stage"] == 3 and len(ckpt["population"]) == 1
+    model = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["model"]
+    assert "gene.g" in model
+    assert json.loads((tmp_path / "a" / "result.json").read_text())["final_fitness"] == r1.final_fitness
+    assert sum(e["event"] == "individual" for e in events) == 3 * 2 + 1
+    assert events[-1]["event"] == "done"
+    assert r1.params < r1.dense_params and r1.encoded
+    # a different seed changes the outcome
+    r3 = run_gee_evolution(data=tiny_data, population=3, generations=2, final_epochs=1, config=cfg,
+                           device="cpu", **{**TINY, "seed": 8})
+    assert r3.final_fitness != r1.final_fitness
+
+
+def test_fitness_is_negated_regularised_held_out_loss(tiny_data):
+    cfg = tiny_cfg(lambda_s=Constant(value=0.5), lambda_t=Constant(value=3.0), sign=1.0)
+    r = run_gee_evolution(data=tiny_data, population=2, generations=1, final_epochs=0, config=cfg, device="cpu",
+                          **TINY)
+    h = r.history[0]
+    val_loss = -h["best_fitness"] + 0.5 * h["entropy"] - 3.0 * h["difference"]
+    assert h["difference"] > 0 and h["entropy"] > 0
+    assert 0 < val_loss < 5  # a plausible cross-entropy over 10 classes
+
+
+def test_dense_baseline_and_existing_run_guard(tiny_data, tmp_path):
+    r = run_gee_evolution(data=tiny_data, population=1, generations=0, final_epochs=2, encoded=False,
+                          config=tiny_cfg(), out_dir=tmp_path, device="cpu", **TINY)
+    assert not r.encoded and r.params == r.dense_params and r.compression == 0.0
+    assert len(r.history) == 2 and r.history[0]["lambda_s"] == 0.0
+    with pytest.raises(InputError, match="resume"):
+        run_gee_evolution(data=tiny_data, population=1, generations=0, final_epochs=2, encoded=False,
+                          config=tiny_cfg(), out_dir=tmp_path, device="cpu", **TINY)
+    with pytest.raises(InputError, match="different settings"):
+        run_gee_evolution(data=tiny_data, population=1, generations=0, final_epochs=3, encoded=False,
+                          config=tiny_cfg(), out_dir=tmp_path, device="cpu", resume=True, **TINY)
+
+
+def test_config_validation_names_the_field():
+    with pytest.raises(InputError, match="population"):
+        SteConfig(population=0)
+    with pytest.raises(InputError, match="elite"):
+        SteConfig(population=2, elite=2)
+    with pytest.raises(InputError, match="sign"):
+        SteConfig(sign=0.5)
+    with pytest.raises(InputError, match="nothing to train"):
+        SteConfig(generations=0, final_epochs=0)
