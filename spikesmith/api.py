@@ -60,14 +60,15 @@ def build_model(arch: dict):
 # ---------------------------------------------------------------- stages
 
 def evolve_architecture(*, data: str = "digits", steps: int = 8, population: int = 8, generations: int = 3,
-                        seed: int = 0, samples: int = 256, on_progress: Progress | None = None):
+                        seed: int = 0, samples: int = 256, encoding: str | None = None,
+                        on_progress: Progress | None = None):
     """Search the conv-SNN space with the training-free RDM fitness; returns a SearchResult."""
     import torch
 
     from spikesmith.data import make_loaders
     from spikesmith.evolve import search
 
-    train, _, info = make_loaders(data, batch_size=samples, steps=steps, seed=seed)
+    train, _, info = make_loaders(data, batch_size=samples, steps=steps, seed=seed, encoding=encoding)
     x, y = next(iter(train))
     return search(torch.as_tensor(x), torch.as_tensor(y), input_shape=info.input_shape,
                   num_classes=info.num_classes, population=population, generations=generations, seed=seed,
@@ -76,15 +77,17 @@ def evolve_architecture(*, data: str = "digits", steps: int = 8, population: int
 
 def train_model(values: dict, *, data: str = "digits", steps: int = 8, epochs: int = 15, batch_size: int = 64,
                 lr: float = 5e-3, seed: int = 0, out_dir: str | Path | None = None, resume: bool = False,
-                device: str | None = None, data_dir: str | None = None, on_progress: Progress | None = None):
+                device: str | None = None, data_dir: str | None = None, encoding: str | None = None,
+                on_progress: Progress | None = None):
     """Build the network of gene ``values`` and train it; returns (model, arch, TrainResult)."""
     from spikesmith.data import make_loaders
     from spikesmith.evolve.fitness import seeded_torch
     from spikesmith.train import TrainConfig, fit
 
-    train, test, info = make_loaders(data, batch_size=batch_size, steps=steps, seed=seed, data_dir=data_dir)
+    train, test, info = make_loaders(data, batch_size=batch_size, steps=steps, seed=seed, data_dir=data_dir,
+                                     encoding=encoding)
     arch = {"kind": "conv", "values": dict(values), "input_shape": list(info.input_shape),
-            "num_classes": info.num_classes, "steps": steps, "data": data, "dt": 1e-3}
+            "num_classes": info.num_classes, "steps": steps, "data": data, "encoding": info.encoding, "dt": 1e-3}
     with seeded_torch(seed):
         model = build_model(arch)
 
@@ -191,6 +194,8 @@ class DemoConfig:
     batch_size: int = 64
     lava_samples: int | None = None  # None: the whole test split
     profile: str = "cmos45"
+    # rate-coded spikes: every layer, the first included, is driven by binary events
+    encoding: str = "rate"
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.epochs < 1 or self.population < 2 or self.generations < 0:
@@ -213,7 +218,7 @@ def demo(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), *, on_progress: Pr
 
     t = time.perf_counter()
     found = evolve_architecture(steps=cfg.steps, population=cfg.population, generations=cfg.generations,
-                                seed=cfg.seed, on_progress=on_progress)
+                                seed=cfg.seed, encoding=cfg.encoding, on_progress=on_progress)
     io.write_jsonl(out / "search.jsonl", found.history)
     timings["evolve"] = time.perf_counter() - t
     _emit(on_progress, "stage", {"done": "evolve", "best": found.best.values, "score": found.best.fitness.score})
@@ -221,7 +226,7 @@ def demo(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), *, on_progress: Pr
     t = time.perf_counter()
     model, arch, trained = train_model(found.best.values, steps=cfg.steps, epochs=cfg.epochs,
                                        batch_size=cfg.batch_size, seed=cfg.seed, out_dir=out,
-                                       on_progress=on_progress)
+                                       encoding=cfg.encoding, on_progress=on_progress)
     timings["train"] = time.perf_counter() - t
     _emit(on_progress, "stage", {"done": "train", "test_accuracy": trained.test_accuracy})
 
@@ -231,7 +236,8 @@ def demo(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), *, on_progress: Pr
     graph = load_graph(out / "model.nir")  # everything downstream uses what was written
     timings["compile"] = time.perf_counter() - t
 
-    _, test, info = make_loaders("digits", batch_size=10_000, steps=cfg.steps, seed=cfg.seed)
+    _, test, info = make_loaders("digits", batch_size=10_000, steps=cfg.steps, seed=cfg.seed,
+                                 encoding=cfg.encoding)
     x, y = next(iter(test))
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y)
     if cfg.lava_samples is not None:
@@ -267,7 +273,8 @@ def demo(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), *, on_progress: Pr
                                "lava_compile": lava.compile_seconds},
         "search": {"best": found.best.values, "rdm_score": found.best.fitness.score,
                    "evaluated": found.evaluated},
-        "training": {"epochs": cfg.epochs, "test_accuracy": trained.test_accuracy, "device": trained.device},
+        "training": {"epochs": cfg.epochs, "test_accuracy": trained.test_accuracy, "device": trained.device,
+                     "encoding": cfg.encoding, "time_steps": cfg.steps},
         "timings_s": timings,
     }
     report = make_report(graph=graph, trace=lava, ann_onnx=onnx_path, profile=cfg.profile,
@@ -277,6 +284,6 @@ def demo(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), *, on_progress: Pr
     timings["total"] = time.perf_counter() - t_start
     summary = {
         "out_dir": str(out), "files": {k: str(v) for k, v in files.items()} | {"model.nir": str(out / "model.nir")},
-        **extra, "energy": report.summary() if hasattr(report, "summary") else {},
+        **extra, "energy": report.summary(),
     }
     return summary

@@ -29,21 +29,22 @@ def demo(out: Path = typer.Option(Path("out/demo"), "-o", "--out", help="Output 
          seed: int = typer.Option(0, help="Seed of the whole run."),
          epochs: int = typer.Option(15, help="Training epochs."),
          steps: int = typer.Option(8, help="Time steps per sample."),
+         encoding: str = typer.Option("rate", help="Input encoding of the digits: rate or direct."),
          lava_samples: Optional[int] = typer.Option(None, help="Test samples run on Lava (default: all).")):
     """Run the whole pipeline on the embedded digits: evolve, train, NIR, Norse + Lava, energy report."""
     from spikesmith import api
 
     con = _console()
-    s = api.demo(out, api.DemoConfig(seed=seed, epochs=epochs, steps=steps, lava_samples=lava_samples),
+    s = api.demo(out, api.DemoConfig(seed=seed, epochs=epochs, steps=steps, lava_samples=lava_samples,
+                                           encoding=encoding),
                  on_progress=con.progress)
     acc, e = s["accuracy"], s.get("energy", {})
     con.line("")
     typer.echo(f"accuracy on {acc['samples']} test samples: Norse {acc['norse']:.4f}, Lava {acc['lava']:.4f} "
                f"(torch {acc['torch']:.4f}); identical output spikes: {s['agreement']['output_spikes_identical']:.4f}")
-    if e:
-        typer.echo(f"SNN {e.get('sops_per_sample', 0):.0f} SOPs/sample vs ANN {e.get('ann_macs_per_sample', 0):.0f} "
-                   f"MACs/sample; energy SNN {e.get('snn_energy_pj_per_sample', 0) / 1e3:.2f} nJ vs ANN "
-                   f"{e.get('ann_energy_pj_per_sample', 0) / 1e3:.2f} nJ per sample")
+    typer.echo(f"per sample: SNN {e['snn_synops']:.0f} SOPs + {e['snn_macs']:.0f} MACs vs ANN {e['ann_macs']:.0f} MACs; "
+               f"energy SNN {e['snn_energy_j'] * 1e9:.3f} nJ vs ANN {e['ann_energy_j'] * 1e9:.3f} nJ "
+               f"({e['snn_energy_profile']}): the ANN costs {e['energy_ratio_ann_over_snn']:.2f}x the SNN")
     typer.echo(f"wrote {', '.join(sorted(Path(p).name for p in s['files'].values()))} to {s['out_dir']}")
 
 

@@ -98,21 +98,23 @@ def build_conv_snn(
 ) -> SNN:
     """Decode gene values into a conv SNN.
 
-    Layout: [Conv3x3(pad 1) -> BN -> LIF -> AvgPool2] for c1, c2; Flatten; optional
-    Linear(hidden) -> LIF; Linear(num_classes) -> LIF. Output: spikes (T, B, num_classes).
+    Layout: Conv3x3(pad 1, stride 1) -> BN -> LIF with c1 channels, Conv3x3(pad 1, stride 2)
+    -> BN -> LIF with c2 channels; Flatten; optional Linear(hidden) -> LIF; Linear(num_classes)
+    -> LIF. Output: spikes (T, B, num_classes). Downsampling by stride rather than pooling
+    keeps every layer after the first driven by binary spikes (accumulates, not MACs, on
+    neuromorphic hardware).
     """
     neuron = NeuronParams(tau_steps=float(values["tau_steps"]), v_th=float(values["v_th"]))
     layers: list[nn.Module] = []
     c_in, h, w = input_shape
-    for key in ("c1", "c2"):
+    for key, stride in (("c1", 1), ("c2", 2)):
         c_out = int(values[key])
-        layers.append(nn.Conv2d(c_in, c_out, 3, padding=1, bias=not batch_norm))
+        stride = stride if min(h, w) >= 2 * stride else 1
+        layers.append(nn.Conv2d(c_in, c_out, 3, padding=1, stride=stride, bias=not batch_norm))
         if batch_norm:
             layers.append(nn.BatchNorm2d(c_out))
         layers.append(neuron.cell())
-        if h >= 2 and w >= 2:
-            layers.append(nn.AvgPool2d(2))
-            h, w = h // 2, w // 2
+        h, w = (h - 1) // stride + 1, (w - 1) // stride + 1
         c_in = c_out
     layers.append(nn.Flatten())
     features = c_in * h * w
