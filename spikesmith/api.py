@@ -180,6 +180,57 @@ def run_file(graph_path: str | Path, input_path: str | Path, *, target: str, out
     return trace, notice
 
 
+def energy_report(model_path: str | Path, *, out_dir: str | Path, data: str | None = None,
+                  input_path: str | Path | None = None, target: str = "lava", baseline: str | Path | None = None,
+                  profile: str = "cmos45", samples: int = 100, steps: int | None = None,
+                  dt: float | None = None, encoding: str | None = None) -> tuple[dict, dict]:
+    """Simulate a model (NIR or model file) on ``target`` and write report.json/.md/.html.
+
+    Inputs come from ``input_path`` (T, B, *input_shape) or from ``data`` (then accuracy is
+    reported too). The ANN baseline is ``baseline`` (ONNX) or the graph's ANN twin.
+    Returns (summary, written files).
+    """
+    from spikesmith.compile.graph import flatten
+    from spikesmith.energy import make_report, write_report
+    from spikesmith.targets.onnx import export_ann_twin
+
+    if (data is None) == (input_path is None):
+        raise InputError("give exactly one of --data NAME or --input X.npy")
+    p = Path(model_path)
+    arch: dict = {}
+    if p.suffix == ".nir":
+        graph = load_graph(p)
+    else:
+        model, arch = load_model(p)
+        graph = export_model(model, dt=arch.get("dt"))
+    dt, notice = resolve_dt(graph, dt)
+    labels = None
+    if input_path is not None:
+        x = io.load_array(input_path).astype(np.float64)
+    else:
+        from spikesmith.data import make_loaders
+
+        steps = steps or int(arch.get("steps", 8))
+        _, test, _ = make_loaders(data, batch_size=samples, steps=steps, seed=0,
+                                  encoding=encoding or arch.get("encoding"))
+        xb, yb = next(iter(test))
+        x, labels = np.asarray(xb, dtype=np.float64), np.asarray(yb)
+    flat = flatten(graph)
+    in_shape = flat.output_shape(flat.inputs[0])
+    if x.ndim != 2 + len(in_shape) or tuple(x.shape[2:]) != in_shape:
+        raise InputError(f"{input_path or data}: input has shape {x.shape}; expected (T, B, {', '.join(map(str, in_shape))})")
+    trace = simulate(graph, x, target=target, dt=dt)
+    accuracy = None if labels is None else float((trace.output.sum(0).argmax(-1) == labels).mean())
+    out = Path(out_dir)
+    ann = Path(baseline) if baseline else export_ann_twin(graph, out / "ann_twin.onnx")
+    if baseline and not ann.is_file():
+        raise InputError(f"{ann}: baseline ONNX file not found")
+    extra = {"model": str(model_path), "data": data or str(input_path), "dt_notice": notice}
+    report = make_report(graph=graph, trace=trace, ann_onnx=ann, profile=profile, accuracy=accuracy, extra=extra)
+    files = write_report(report, out)
+    return report.summary(), files
+
+
 # ---------------------------------------------------------------- the demo
 
 @dataclass(frozen=True, kw_only=True)

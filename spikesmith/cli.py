@@ -115,6 +115,59 @@ def evolve_search(population: int = typer.Option(8), generations: int = typer.Op
     typer.echo(f"best genes {r.best.values} (RDM score {r.best.fitness.score:.4f}, {r.best.parameters} parameters)")
 
 
+@evolve_app.command("gee")
+def evolve_gee(arch: str = typer.Option("digits", help="digits, vgg11, resnet18 or resnet19."),
+               genes: str = typer.Option("16", help="Number of genes g (a comma list with --params-only)."),
+               data: str = typer.Option("digits", help="Dataset name."),
+               population: int = typer.Option(8), generations: int = typer.Option(8),
+               final_epochs: int = typer.Option(8), steps: int = typer.Option(4), seed: int = typer.Option(0),
+               out: Path = typer.Option(Path("out/gee"), "-o", "--out"),
+               resume: bool = typer.Option(False, help="Continue a killed run from out/checkpoint.pt."),
+               device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
+               params_only: bool = typer.Option(False, "--params-only", help="Print the parameter report only.")):
+    """Evolve a genetically encoded (GEE) network with STE, or print its parameter compression per g."""
+    from spikesmith.errors import InputError
+    from spikesmith.evolve.gee import gee_params_table, run_gee_evolution
+
+    try:
+        gs = [int(g) for g in genes.split(",") if g.strip()]
+    except ValueError:
+        raise InputError(f"--genes: expected integers separated by commas, got {genes!r}") from None
+    if params_only:
+        typer.echo(gee_params_table(arch, gs))
+        return
+    if len(gs) != 1:
+        raise InputError("--genes: give one value for a run (a list only with --params-only)")
+    con = _console()
+    r = run_gee_evolution(data=data, arch=arch, genes=gs[0], population=population, generations=generations,
+                          final_epochs=final_epochs, steps=steps, seed=seed, out_dir=out, resume=resume,
+                          device=device, on_progress=lambda row: con.progress("gee", row))
+    typer.echo(f"test accuracy {r.test_accuracy:.3f} with {r.params:,} trained parameters "
+               f"({100 * r.compression:.1f}% fewer than dense); wrote {out}")
+
+
+@app.command("energy-report")
+def energy_report_cmd(model: Path = typer.Argument(..., help="NIR file or model file (model.pt)."),
+                      data: Optional[str] = typer.Option(None, help="Dataset to draw inputs from (e.g. digits)."),
+                      input: Optional[Path] = typer.Option(None, "--input", help="Input .npy (T, B, *input_shape)."),
+                      target: str = typer.Option("lava", help="lava or norse."),
+                      baseline: Optional[Path] = typer.Option(None, help="ANN baseline ONNX (default: the ANN twin)."),
+                      profile: str = typer.Option("cmos45", help="Profile name or JSON file."),
+                      samples: int = typer.Option(100, help="Samples drawn from --data."),
+                      steps: Optional[int] = typer.Option(None, help="Time steps for --data (default: the model's)."),
+                      dt: Optional[float] = typer.Option(None, help="Time step in seconds."),
+                      out: Path = typer.Option(..., "-o", "--out", help="Output directory.")):
+    """Count synaptic operations from simulated spikes and compare with an ANN baseline's MACs."""
+    from spikesmith import api
+
+    summary, files = api.energy_report(model, data=data, input_path=input, target=target, baseline=baseline,
+                                       profile=profile, samples=samples, steps=steps, dt=dt, out_dir=out)
+    typer.echo(f"SNN {summary['snn_energy_j'] * 1e9:.3f} nJ vs ANN "
+               f"{(summary.get('ann_energy_j') or float('nan')) * 1e9:.3f} nJ per sample ({summary['snn_energy_profile']})"
+               + (f"; accuracy {summary['accuracy']:.4f}" if summary.get("accuracy") is not None else ""))
+    typer.echo(f"wrote {', '.join(sorted(Path(p).name for p in files.values()))} to {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: one-line errors with exit code 2."""
     from spikesmith.errors import SpikesmithError

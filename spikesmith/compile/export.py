@@ -29,10 +29,7 @@ def _full(value, shape) -> np.ndarray:
 
 
 def _weights(layer: nn.Module) -> tuple[np.ndarray, np.ndarray]:
-    if hasattr(layer, "materialise"):
-        w, b = layer.materialise()
-    else:
-        w, b = layer.weight, layer.bias
+    w, b = layer.weight, layer.bias
     w = _np(w)
     b = np.zeros(w.shape[0]) if b is None else _np(b)
     return w, b
@@ -81,14 +78,14 @@ def export_snn(model, *, dt: float | None = None, name: str = "spikesmith") -> n
             key = f"{i}_{kind}"
             if is_neuron(layer):
                 node = _neuron_node(layer, shape, key)
-            elif isinstance(layer, nn.Conv2d) or (hasattr(layer, "materialise") and hasattr(layer, "kernel_size")):
+            elif isinstance(layer, nn.Conv2d):
                 w, b = _weights(layer)
                 node = nir.Conv2d(
                     input_shape=np.array(shape[1:]), weight=w, bias=b,
                     stride=_pair(layer.stride), padding=_pair(layer.padding),
                     dilation=_pair(layer.dilation), groups=int(layer.groups),
                 )
-            elif isinstance(layer, nn.Linear) or hasattr(layer, "materialise"):
+            elif isinstance(layer, nn.Linear):
                 w, b = _weights(layer)
                 node = nir.Affine(weight=w, bias=b)
             elif isinstance(layer, nn.AvgPool2d):
@@ -104,8 +101,9 @@ def export_snn(model, *, dt: float | None = None, name: str = "spikesmith") -> n
                 continue
             else:
                 raise GraphError(f"layer '{key}': {type(layer).__name__} has no NIR export")
-            if hasattr(layer, "nir_metadata"):
-                node.metadata = dict(layer.nir_metadata())
+            meta = getattr(layer, "nir_meta", None)
+            if meta:
+                node.metadata = {k: (_np(v) if isinstance(v, torch.Tensor) else v) for k, v in meta.items()}
             if not is_neuron(layer):
                 probe = layer(probe)
             new_shape = tuple(probe.shape[1:])
