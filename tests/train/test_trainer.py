@@ -40,15 +40,27 @@ def test_training_learns_with_real_gradients():
     assert r.history[-1]["loss"] < r.history[0]["loss"]
 
 
+class Interrupted(Exception):
+    pass
+
+
 def test_resume_continues_from_checkpoint(tmp_path):
     train, test = loaders(n=128, steps=4)
     full = fit(model(), train, test, TrainConfig(epochs=3, device="cpu"), out_dir=tmp_path / "full")
-    # interrupted after 2 epochs, then resumed to 3
-    fit(model(), train, test, TrainConfig(epochs=2, device="cpu"), out_dir=tmp_path / "part")
-    state = io.load_checkpoint(tmp_path / "part" / "checkpoint.pt")
-    assert state["epoch"] == 2
+
+    def stop_after_two(row):
+        if row["epoch"] == 2:
+            raise Interrupted  # the run dies after its second checkpoint
+
+    try:
+        fit(model(), train, test, TrainConfig(epochs=3, device="cpu"), out_dir=tmp_path / "part",
+            on_progress=stop_after_two)
+    except Interrupted:
+        pass
+    assert io.load_checkpoint(tmp_path / "part" / "checkpoint.pt")["epoch"] == 2
     resumed = fit(model(seed=99), train, test, TrainConfig(epochs=3, device="cpu"), out_dir=tmp_path / "part",
                   resume=True)
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     assert resumed.history[-1]["loss"] == full.history[-1]["loss"]
+    assert resumed.test_accuracy == full.test_accuracy
     assert (tmp_path / "part" / "training.png").stat().st_size > 1000
