@@ -18,6 +18,7 @@ from spikesmith.errors import InputError
 
 Progress = Callable[[str, dict], None]
 TARGETS = ("norse", "lava")
+META_ENCODING = "spikesmith.encoding"
 MODEL_FORMAT = "spikesmith.snn/1"
 
 
@@ -106,24 +107,113 @@ def train_model(values: dict, *, data: str = "digits", steps: int = 8, epochs: i
     return model, arch, result
 
 
-def export_model(model_or_path, *, dt: float | None = None):
-    """The NIR graph of a trained model (object or model file)."""
+def export_model(model_or_path, *, dt: float | None = None, encoding: str | None = None):
+    """The NIR graph of a trained model (object or model file); the input encoding goes into its metadata."""
     from spikesmith.compile.export import export_snn
 
-    model = load_model(model_or_path)[0] if isinstance(model_or_path, (str, Path)) else model_or_path
-    return export_snn(model.cpu().eval(), dt=dt)
+    if isinstance(model_or_path, (str, Path)):
+        model, arch = load_model(model_or_path)
+        encoding = encoding or arch.get("encoding")
+    else:
+        model = model_or_path
+    graph = export_snn(model.cpu().eval(), dt=dt)
+    if encoding:
+        graph.metadata[META_ENCODING] = encoding
+    return graph
+
+
+def graph_encoding(graph) -> str | None:
+    """The input encoding stored in a graph spikesmith exported, if any."""
+    value = (getattr(graph, "metadata", None) or {}).get(META_ENCODING)
+    return None if value is None else str(value)
 
 
 def compile_model(model_path: str | Path, *, out: str | Path, to: str = "nir", dt: float | None = None) -> Path:
     """Compile a model file (or a NIR file) to a NIR file; returns the written path."""
     if to != "nir":
-        raise InputError(f"--to {to!r} is not supported here (expected 'nir')")
+        raise InputError(f"--to {to!r} is not supported here (expected 'nir' or 'lava')")
     p = Path(model_path)
     if p.suffix == ".nir":
         graph = load_graph(p)
     else:
         graph = export_model(p, dt=dt)
     return io.write_nir(out, graph)
+
+
+def compile_to_lava(model_path: str | Path, *, out_dir: str | Path, fixed_point: bool = False, verify: int = 16,
+                    dt: float | None = None, data: str | None = None, steps: int | None = None, seed: int = 0,
+                    fixed_tolerance: float = 0.9, rate: float = 0.2, type_check: bool = True):
+    """Compile a model (NIR or model file) for Lava and verify it on ``verify`` inputs.
+
+    Inputs are drawn from ``data`` when given (then accuracies are reported), else random
+    Bernoulli spikes with probability ``rate``. Writes verification.json and verification.md
+    into ``out_dir``; returns (Verification, dt notice).
+    """
+    from spikesmith.compile.graph import flatten
+    from spikesmith.compile.resources import render
+    from spikesmith.targets.verify import verify as run_verify
+
+    if verify < 1:
+        raise InputError(f"--verify must be at least 1, got {verify}")
+    p = Path(model_path)
+    arch: dict = {}
+    if p.suffix == ".nir":
+        graph = load_graph(p, type_check=type_check)
+    else:
+        model, arch = load_model(p)
+        graph = export_model(model, dt=arch.get("dt"), encoding=arch.get("encoding"))
+    dt, notice = resolve_dt(graph, dt)
+    flat = flatten(graph)
+    in_shape = flat.output_shape(flat.inputs[0])
+    labels = None
+    if data is not None:
+        from spikesmith.data import make_loaders
+
+        _, test, _ = make_loaders(data, batch_size=verify, steps=steps or int(arch.get("steps", 8)), seed=seed,
+                                  encoding=arch.get("encoding") or graph_encoding(graph))
+        xb, yb = next(iter(test))
+        x, labels = np.asarray(xb, dtype=np.float64), np.asarray(yb)
+    else:
+        rng = np.random.default_rng(seed)
+        x = (rng.random((steps or int(arch.get("steps", 20)), verify, *in_shape)) < rate).astype(np.float64)
+    result = run_verify(graph, x, dt=dt, fixed_point=fixed_point, fixed_tolerance=fixed_tolerance, labels=labels)
+    out = Path(out_dir)
+    io.write_json(out / "verification.json", result.to_dict())
+    io.write_text(out / "verification.md", render_verification(result) + "\n\n" + render(result.resources) + "\n")
+    return result, notice
+
+
+def render_verification(v) -> str:
+    """The verification report as Markdown."""
+    lines = [f"# Verification: {v.samples} samples x {v.steps} steps, dt = {v.dt:g} s", "",
+             "| comparison | output agreement | identical | first divergence |", "|---|---|---|---|"]
+    for c in v.comparisons:
+        fd = "-" if not c.first_divergence else f"{c.first_divergence['node']} at t={c.first_divergence['time_step']}"
+        lines.append(f"| {c.a} vs {c.b} | {c.output:.4f} | {'yes' if c.identical else 'no'} | {fd} |")
+    lines += ["", "| node | " + " | ".join(f"{c.a} vs {c.b}" for c in v.comparisons) + " |",
+              "|---|" + "---|" * len(v.comparisons)]
+    for node in v.comparisons[0].per_node:
+        lines.append(f"| {node} | " + " | ".join(f"{c.per_node.get(node, float('nan')):.4f}" for c in v.comparisons) + " |")
+    if v.quantisation:
+        lines += ["", "## Fixed point (Loihi integer formats)", "",
+                  "| population | vth mantissa | tau_mem requested -> realised (ms) | tau_syn requested -> realised (ms) "
+                  "| weight exp | max weight error | u headroom | v headroom | max membrane deviation |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for q in v.quantisation:
+            def ms(a, b):
+                return "-" if a is None else f"{a * 1e3:.3g} -> {b * 1e3:.3g}"
+            lines.append(
+                f"| {q['name']} | {q['vth_mant']} | {ms(q['tau_mem_requested_s'], q['tau_mem_realised_s'])} | "
+                f"{ms(q['tau_syn_requested_s'], q['tau_syn_realised_s'])} | {q['weight_exp']} | "
+                f"{max(q['weight_rel_error'].values(), default=0):.2%} | {q['u_headroom']:.1f}x | {q['v_headroom']:.1f}x | "
+                f"{v.max_membrane_deviation.get(q['name'], float('nan')):.4f} |")
+    if v.accuracy:
+        lines += ["", "Accuracy: " + ", ".join(f"{k} {a:.4f}" for k, a in v.accuracy.items())]
+    lines += ["", "Per-sample time: " + ", ".join(f"{k} {s * 1e3:.2f} ms" for k, s in v.seconds_per_sample.items()),
+              "", f"Verdict: {'PASS' if v.ok else 'FAIL'} (floating point {'identical' if v.float_ok else 'DIFFERS'}"
+              + ("" if v.fixed_ok is None else f"; fixed point {'within' if v.fixed_ok else 'OUTSIDE'} "
+                 f"tolerance {v.fixed_tolerance:.2f} output agreement") + ")"]
+    return "\n".join(lines)
 
 
 def load_graph(path: str | Path, *, type_check: bool = True):
@@ -202,7 +292,7 @@ def energy_report(model_path: str | Path, *, out_dir: str | Path, data: str | No
         graph = load_graph(p)
     else:
         model, arch = load_model(p)
-        graph = export_model(model, dt=arch.get("dt"))
+        graph = export_model(model, dt=arch.get("dt"), encoding=arch.get("encoding"))
     dt, notice = resolve_dt(graph, dt)
     labels = None
     if input_path is not None:
@@ -212,7 +302,7 @@ def energy_report(model_path: str | Path, *, out_dir: str | Path, data: str | No
 
         steps = steps or int(arch.get("steps", 8))
         _, test, _ = make_loaders(data, batch_size=samples, steps=steps, seed=0,
-                                  encoding=encoding or arch.get("encoding"))
+                                  encoding=encoding or arch.get("encoding") or graph_encoding(graph))
         xb, yb = next(iter(test))
         x, labels = np.asarray(xb, dtype=np.float64), np.asarray(yb)
     flat = flatten(graph)
@@ -282,7 +372,7 @@ def demo(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), *, on_progress: Pr
     _emit(on_progress, "stage", {"done": "train", "test_accuracy": trained.test_accuracy})
 
     t = time.perf_counter()
-    graph = export_model(model, dt=1e-3)
+    graph = export_model(model, dt=1e-3, encoding=cfg.encoding)
     io.write_nir(out / "model.nir", graph)
     graph = load_graph(out / "model.nir")  # everything downstream uses what was written
     timings["compile"] = time.perf_counter() - t

@@ -50,12 +50,30 @@ def demo(out: Path = typer.Option(Path("out/demo"), "-o", "--out", help="Output 
 
 @app.command("compile")
 def compile_cmd(model: Path = typer.Argument(..., help="Model file (model.pt) or NIR file."),
-                to: str = typer.Option("nir", "--to", help="Target format: nir."),
-                out: Path = typer.Option(..., "-o", "--out", help="Output file."),
-                dt: Optional[float] = typer.Option(None, help="Time step (s) to record in the graph.")):
-    """Compile a trained model to a NIR file."""
+                to: str = typer.Option("nir", "--to", help="nir: write a NIR file; lava: compile for Lava and verify."),
+                out: Path = typer.Option(..., "-o", "--out", help="Output file (nir) or directory (lava)."),
+                dt: Optional[float] = typer.Option(None, help="Time step in seconds."),
+                fixed_point: bool = typer.Option(False, "--fixed-point", help="Also quantise to Loihi integers."),
+                verify: int = typer.Option(16, "--verify", help="Inputs run through every target (lava)."),
+                data: Optional[str] = typer.Option(None, help="Draw verification inputs from this dataset."),
+                steps: Optional[int] = typer.Option(None, help="Time steps of the verification inputs."),
+                tolerance: float = typer.Option(0.9, help="Fixed-point output spike agreement required."),
+                type_check: bool = typer.Option(True, "--type-check/--no-type-check",
+                                                help="Let nir check the graph's types when reading.")):
+    """Compile a model to NIR, or to Lava with verification (exit 1 when verification fails)."""
     from spikesmith import api
 
+    if to == "lava":
+        from spikesmith.compile.resources import render
+
+        result, notice = api.compile_to_lava(model, out_dir=out, fixed_point=fixed_point, verify=verify, dt=dt,
+                                             data=data, steps=steps, fixed_tolerance=tolerance, type_check=type_check)
+        if notice:
+            typer.echo(f"note: {notice}", err=True)
+        typer.echo(render(result.resources))
+        typer.echo(api.render_verification(result).splitlines()[-1])
+        typer.echo(f"wrote {out / 'verification.json'} and verification.md")
+        return 0 if result.ok else 1
     path = api.compile_model(model, out=out, to=to, dt=dt)
     typer.echo(f"wrote {path}")
 

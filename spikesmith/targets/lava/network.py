@@ -83,18 +83,22 @@ class LavaNetwork:
                     f"node '{name}': non-spiking {pop.node_type} populations are not yet lowered to Lava"
                 )
             perm = lava_order(pop.shape)
-            procs[name] = LIFReset(
-                shape=lava_shape(pop.shape), du=pop.du, dv=pop.dv, vth=pop.vth,
-                bias_mant=pop.bias[perm].reshape(lava_shape(pop.shape)),
-                reset_interval=period, reset_offset=(1 + pop.lag) % period, name=name,
-            )
+            shape = lava_shape(pop.shape)
+            if self.fixed_point:
+                params = dict(du=pop.q_du, dv=pop.q_dv, vth=pop.q_vth,
+                              bias_mant=pop.q_bias_mant[perm].reshape(shape),
+                              bias_exp=pop.q_bias_exp[perm].reshape(shape))
+            else:
+                params = dict(du=pop.du, dv=pop.dv, vth=pop.vth, bias_mant=pop.bias[perm].reshape(shape))
+            procs[name] = LIFReset(shape=shape, reset_interval=period, reset_offset=(1 + pop.lag) % period,
+                                   name=name, **params)
         self._connect_all(procs, Dense, Conv)
         ones = None
         for c in plan.bias_connections:
             if ones is None:
-                ones = Source(data=np.ones((1, 1)))
+                ones = Source(data=np.ones((1, 1), dtype=np.int64 if self.fixed_point else np.float64))
             dst = plan.populations[c.dst]
-            d = Dense(weights=c.weight[lava_order(dst.shape)], num_message_bits=24)
+            d = Dense(num_message_bits=24, **self._dense_weights(c, dst.shape, None))
             ones.s_out.connect(d.s_in)
             self._into(d.a_out, dst.shape).connect(procs[c.dst].a_in)
         sinks: dict[str, str] = {}
@@ -108,11 +112,22 @@ class LavaNetwork:
             if r.connection is not None:
                 c = r.connection
                 srcpop = plan.populations[c.src]
-                d = Dense(weights=c.weight[:, lava_order(srcpop.shape)], num_message_bits=24 if c.graded else 0)
+                d = Dense(num_message_bits=24 if c.graded else 0, **self._dense_weights(c, None, srcpop.shape))
                 self._out_of(procs[c.src], srcpop.shape).connect(d.s_in)
                 sk = Sink(shape=(int(np.prod(r.shape)),), key="__readout__" + r.output, dtype="float64")
                 d.a_out.connect(sk.a_in)
         return src, procs, sinks
+
+    def _dense_weights(self, c: Connection, dst_shape, src_shape) -> dict:
+        """Dense process arguments for connection ``c``, permuted to Lava's layouts."""
+        w = np.asarray(c.q_weight if self.fixed_point else c.weight)
+        if dst_shape is not None:
+            w = w[lava_order(dst_shape)]
+        if src_shape is not None:
+            w = w[:, lava_order(src_shape)]
+        if self.fixed_point:
+            return {"weights": w, "weight_exp": int(c.q_exp), "num_weight_bits": 8}
+        return {"weights": w}
 
     @staticmethod
     def _out_of(proc, shape):
@@ -128,7 +143,8 @@ class LavaNetwork:
             src, dst = plan.populations[c.src], plan.populations[c.dst]
             bits = 24 if c.graded else 0
             if c.kind == "conv":
-                w = np.asarray(c.weight).transpose(0, 3, 2, 1)[:, ::-1, ::-1, :].copy()
+                w = np.asarray(c.q_weight if self.fixed_point else c.weight)
+                w = w.transpose(0, 3, 2, 1)[:, ::-1, ::-1, :].copy()
                 cv = c.conv
                 proc = Conv(weight=w, input_shape=lava_shape(src.shape),
                             padding=(cv["padding"][1], cv["padding"][0]),
@@ -141,8 +157,7 @@ class LavaNetwork:
                 procs[c.src].s_out.connect(proc.s_in)
                 proc.a_out.connect(procs[c.dst].a_in)
             else:
-                w = np.asarray(c.weight)[lava_order(dst.shape)][:, lava_order(src.shape)]
-                proc = Dense(weights=w, num_message_bits=bits)
+                proc = Dense(num_message_bits=bits, **self._dense_weights(c, dst.shape, src.shape))
                 self._out_of(procs[c.src], src.shape).connect(proc.s_in)
                 self._into(proc.a_out, dst.shape).connect(procs[c.dst].a_in)
 
@@ -165,6 +180,8 @@ class LavaNetwork:
         perm = lava_order(in_shape)
         for b in range(batch):
             flat_in[:, b * period:b * period + steps] = x[:, b].reshape(steps, -1)[:, perm].T
+        if self.fixed_point:
+            flat_in = np.round(flat_in * plan.q_input_scale).astype(np.int64)
         x_lava = flat_in.reshape(*lava_shape(in_shape), total)
         t0 = time.perf_counter()
         workdir = tempfile.mkdtemp(prefix="spikesmith-lava-")
@@ -196,7 +213,10 @@ class LavaNetwork:
             if key.startswith("__readout__"):
                 out = key[len("__readout__"):]
                 r = next(r for r in plan.readouts if r.output == out)
-                series = np.moveaxis(data, -1, 0).reshape(total, *r.shape) + r.bias.reshape(r.shape)
+                series = np.moveaxis(data, -1, 0).reshape(total, *r.shape)
+                if self.fixed_point:
+                    series = series * 64.0 / r.q_scale
+                series = series + r.bias.reshape(r.shape)
                 lag = r.lag
             else:
                 pop = plan.populations[key]

@@ -22,17 +22,25 @@ def simulate(
     dt: float,
     fixed_point: bool = False,
     record: bool = True,
+    quant=None,
 ) -> Trace:
-    """Simulate ``graph`` on Lava for input ``x`` (T, B, *input_shape); returns the :class:`Trace`."""
+    """Simulate ``graph`` on Lava for input ``x`` (T, B, *input_shape); returns the :class:`Trace`.
+
+    ``fixed_point`` quantises the plan to Loihi's integer formats (``quant``: a QuantConfig)
+    and runs Lava's bit-accurate models; ``trace.meta["quantisation"]`` holds the per-layer report.
+    """
     t0 = time.perf_counter()
     flat = graph if isinstance(graph, FlatGraph) else flatten(graph)
     x = np.asarray(x, dtype=np.float64)
     in_shape = flat.output_shape(flat.inputs[0])
     if x.ndim != 2 + len(in_shape) or tuple(x.shape[2:]) != in_shape:
         raise GraphError(f"input has shape {x.shape}; the graph expects (T, B, {', '.join(map(str, in_shape))})")
-    if fixed_point:
-        raise GraphError("fixed-point Lava runs need a quantised plan (spikesmith compile --fixed-point)")
     plan = build_plan(flat, dt)
+    qreport = None
+    if fixed_point:
+        from spikesmith.compile.quantise import QuantConfig, quantise
+
+        plan, qreport = quantise(plan, quant or QuantConfig(), x)
     net = LavaNetwork(plan, fixed_point=fixed_point, record=record)
     outputs, info = net.run(x)
     activity: dict[str, np.ndarray] = {flat.inputs[0]: x}
@@ -52,5 +60,6 @@ def simulate(
     return Trace(
         target="lava-fixed" if fixed_point else "lava-float", dt=dt, input=x, output=output,
         activity=activity, seconds=info["run_seconds"], compile_seconds=total - info["run_seconds"],
-        meta={"lags": {n: p.lag for n, p in plan.populations.items()}, **info},
+        meta={"lags": {n: p.lag for n, p in plan.populations.items()}, **info,
+              **({"quantisation": [r.to_dict() for r in qreport]} if qreport else {})},
     )

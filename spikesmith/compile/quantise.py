@@ -1,0 +1,280 @@
+"""Loihi fixed-point quantisation of a deployment plan, and a bit-exact emulator of it.
+
+Loihi's LIF (as Lava's bit-accurate models compute it):
+
+    u <- wrap24( round0(u * (4096 - (du + 1)) / 4096) + (a_in << 6) )
+    v <- clip24( round0(v * (4096 - dv) / 4096) + u + (bias_mant << bias_exp) )
+    spike if v > (vth << 6); then v <- 0
+
+with 12-bit ``du``/``dv`` registers (the current decay register has a +1 offset), 24-bit
+``u``/``v`` (round0 = shift of the magnitude, i.e. rounding toward zero), 13-bit signed
+bias mantissa with a 3-bit exponent, and a 17-bit threshold mantissa shifted left by 6.
+Synapses carry 8-bit weight mantissas with a per-connection exponent:
+``a = (sum_j w_ij s_j) << weight_exp`` (right shift for a negative exponent).
+
+Mapping: a population's normalised state (threshold 1) is scaled by ``S = 64 * vth``
+integer units. A weight ``W`` (normalised, gain folded in) becomes the mantissa of
+``m = W * S / 64 / input_scale`` with the exponent chosen as Lava's own
+``lava.utils.weightutils`` does: for mixed-sign weights, scale = min(127/max, 128/|min|),
+``weight_exp = -(floor(log2 scale) + 1)``, mantissas even (8-bit with sign); for
+single-sign weights, scale = 255/max|w|, ``weight_exp = -floor(log2 scale)``. Lava's fixed-
+point Conv applies no exponent, so a population fed by a Conv takes the largest threshold
+mantissa (a power of two) for which the conv weights fit with exponent 0. Graded input
+(the first layer of direct encoding) is sent as ``round(x * 2**input_bits_frac)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spikesmith.compile.plan import Connection, Plan
+from spikesmith.errors import GraphError
+
+UV_LIMIT = 2**23
+DEFAULT_VTH_MANT = 2**10
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuantConfig:
+    """Quantisation choices."""
+
+    max_vth_mant: int = DEFAULT_VTH_MANT  # state scale S = 64 * vth (power of two)
+    # graded input x is sent as round(x * 2**input_frac_bits); None: 0 for integer (spike) input, else 7
+    input_frac_bits: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_vth_mant < 1 or self.max_vth_mant >= 2**17 or self.max_vth_mant & (self.max_vth_mant - 1):
+            raise ValueError("max_vth_mant must be a power of two below 2**17")
+        if self.input_frac_bits is not None and not 0 <= self.input_frac_bits <= 16:
+            raise ValueError("input_frac_bits must be in 0..16")
+
+
+@dataclass(kw_only=True)
+class LayerQuant:
+    """What quantisation did to one population (report row)."""
+
+    name: str
+    vth_mant: int
+    du_reg: int
+    dv_reg: int
+    tau_syn_requested_s: float | None
+    tau_syn_realised_s: float | None
+    tau_mem_requested_s: float | None
+    tau_mem_realised_s: float | None
+    weight_exp: dict[str, int] = field(default_factory=dict)
+    weight_rel_error: dict[str, float] = field(default_factory=dict)
+    bias_rel_error: float = 0.0
+    u_headroom: float | None = None  # 2**23 / max|u| seen on the verification data
+    v_headroom: float | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _pow2_floor(x: float) -> int:
+    return 1 << max(0, int(math.floor(math.log2(x)))) if x >= 1 else 0
+
+
+def weight_mantissa(m: np.ndarray, *, allow_exp: bool = True) -> tuple[np.ndarray, int]:
+    """(8-bit mantissas, exponent) with ``mantissa * 2**exp`` ~= ``m``, chosen as Lava's utilities choose them."""
+    m = np.asarray(m, dtype=np.float64)
+    mx, mn = float(m.max(initial=0.0)), float(m.min(initial=0.0))
+    if mx == mn == 0:
+        return np.zeros(m.shape, dtype=np.int64), 0
+    mixed = mn < 0 < mx
+    if mixed:
+        scale = min(127.0 / mx, 128.0 / -mn)
+        bits = int(math.floor(math.log2(scale))) + 1
+    else:
+        scale = 255.0 / max(abs(mx), abs(mn))
+        bits = int(math.floor(math.log2(scale)))
+    if not allow_exp:
+        bits = 0
+    if mixed:
+        w = 2 * np.round(m * 2.0**bits / 2.0)
+        w = np.clip(w, -256, 254)
+    else:
+        w = np.clip(np.round(m * 2.0**bits), -255, 255)
+    return w.astype(np.int64), -bits
+
+
+def _bias(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """13-bit signed mantissas and 3-bit exponents for integer biases ``b``."""
+    exp = np.zeros(b.shape, dtype=np.int64)
+    mant = np.round(b).astype(np.int64)
+    for e in range(8):
+        fits = np.abs(np.round(b / 2**e)) <= 4095
+        pick = fits & (exp == 0) & (np.abs(mant) > 4095)
+        mant = np.where(pick, np.round(b / 2**e), mant).astype(np.int64)
+        exp = np.where(pick, e, exp)
+    if np.any(np.abs(mant) > 4095):
+        raise GraphError("a bias exceeds Loihi's range (13-bit mantissa << 7)")
+    return mant, exp
+
+
+def quantise(plan: Plan, cfg: QuantConfig = QuantConfig(), x: np.ndarray | None = None) -> tuple[Plan, list[LayerQuant]]:
+    """A copy of ``plan`` with Loihi integer parameters attached, and the per-population report.
+
+    Sets on every LIF population ``q_vth, q_du, q_dv, q_bias_mant, q_bias_exp`` and on every
+    connection ``q_weight, q_exp``; ``plan.q_input_scale`` is the factor applied to graded input.
+    ``x`` (T, B, ...), the data to be run, decides the input scale when the config leaves it open
+    and gives the state headroom of each population.
+    """
+    p = copy.deepcopy(plan)
+    frac = cfg.input_frac_bits
+    if frac is None:
+        integer = x is not None and np.all(x == np.round(x)) and np.abs(x).max(initial=0) < 2**15
+        frac = 0 if integer else 7
+    in_scale = {p.input: float(2**frac), "__ones__": 1.0}
+    for name, pop in p.populations.items():
+        if pop.kind != "input":
+            in_scale[name] = 1.0
+    incoming: dict[str, list[Connection]] = {}
+    for c in p.connections + p.bias_connections:
+        incoming.setdefault(c.dst, []).append(c)
+    report = []
+    dt = p.dt
+    for name, pop in p.populations.items():
+        if pop.kind == "input":
+            continue
+        vth = cfg.max_vth_mant
+        for c in incoming.get(name, []):
+            if c.kind == "conv":
+                wmax = float(np.abs(c.weight).max(initial=0.0))
+                if wmax > 0:
+                    # m = W * vth / scale must stay within the 8-bit mantissa with exponent 0
+                    limit = 127.0 * in_scale[c.src] / wmax
+                    vth = min(vth, _pow2_floor(limit))
+        if vth < 1:
+            raise GraphError(f"node '{name}': convolution weights are too large for Loihi's 8-bit mantissa "
+                             "relative to the threshold")
+        S = 64.0 * vth
+        row = LayerQuant(name=name, vth_mant=vth, du_reg=0, dv_reg=0,
+                         tau_syn_requested_s=None, tau_syn_realised_s=None,
+                         tau_mem_requested_s=None, tau_mem_realised_s=None)
+        for c in incoming.get(name, []):
+            m = c.weight * S / 64.0 / in_scale[c.src]
+            w, e = weight_mantissa(m, allow_exp=c.kind != "conv")
+            c.q_weight, c.q_exp = w, e
+            realised = w * 2.0**e * 64.0 * in_scale[c.src] / S
+            denom = float(np.abs(c.weight).max(initial=0.0)) or 1.0
+            row.weight_exp[c.src] = e
+            row.weight_rel_error[c.src] = float(np.abs(realised - c.weight).max(initial=0.0) / denom)
+        du_reg = int(np.clip(round(pop.du * 4096) - 1, 0, 4095))
+        dv_reg = int(np.clip(round(pop.dv * 4096), 0, 4095))
+        row.du_reg, row.dv_reg = du_reg, dv_reg
+        if pop.du < 1:
+            row.tau_syn_requested_s, row.tau_syn_realised_s = dt / pop.du, dt / ((du_reg + 1) / 4096)
+        if pop.dv > 0:
+            row.tau_mem_requested_s = dt / pop.dv
+            row.tau_mem_realised_s = dt / (dv_reg / 4096) if dv_reg else float("inf")
+        b = pop.bias * S
+        mant, exp = _bias(b)
+        realised_b = mant * 2.0**exp
+        row.bias_rel_error = float(np.abs(realised_b - b).max(initial=0.0) / max(float(np.abs(b).max(initial=0.0)), 1.0))
+        pop.q_vth, pop.q_du, pop.q_dv, pop.q_bias_mant, pop.q_bias_exp = vth, du_reg, dv_reg, mant, exp
+        pop.q_scale = S
+        report.append(row)
+    for r in p.readouts:
+        if r.connection is not None:
+            S = 64.0 * cfg.max_vth_mant
+            w, e = weight_mantissa(r.connection.weight * S / 64.0 / in_scale[r.connection.src])
+            r.connection.q_weight, r.connection.q_exp = w, e
+            r.q_scale = S
+    p.q_input_scale = in_scale[p.input]
+    if x is not None:
+        states = emulate(p, x, fixed=True)
+        for row in report:
+            st = states[row.name]
+            S = p.populations[row.name].q_scale
+            for key in ("u", "v"):
+                peak = float(np.abs(st[key]).max(initial=0.0)) * S
+                setattr(row, f"{key}_headroom", UV_LIMIT / peak if peak > 0 else float("inf"))
+    return p, report
+
+
+def emulate(plan: Plan, x: np.ndarray, *, fixed: bool) -> dict[str, dict[str, np.ndarray]]:
+    """Run a plan with Lava's LIF arithmetic in numpy, aligned to the reference time axis.
+
+    Returns per population ``{"s": spikes, "u": current, "v": voltage}`` shaped (T, B, N) in
+    normalised units (fixed point divided by the state scale S). Connections deliver in the
+    same step (the lag alignment that the Lava run does by reading each population at its
+    lag); recurrent connections deliver the previous step.
+    """
+    steps, batch = x.shape[:2]
+    flat_x = x.reshape(steps, batch, -1).astype(np.float64)
+    if fixed:
+        flat_x = np.round(flat_x * plan.q_input_scale)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    state = {}
+    for name, pop in plan.populations.items():
+        if pop.kind == "input":
+            continue
+        n = pop.size
+        state[name] = {k: np.zeros((batch, n), dtype=np.int64 if fixed else np.float64) for k in ("u", "v", "s")}
+        out[name] = {k: np.zeros((steps, batch, n)) for k in ("u", "v", "s")}
+    conns = plan.connections + plan.bias_connections
+    prev_s = {n: np.zeros((batch, plan.populations[n].size)) for n in state}
+    for t in range(steps):
+        cur = {plan.input: flat_x[t], "__ones__": np.ones((batch, 1))}
+        for name, pop in plan.populations.items():
+            if pop.kind == "input":
+                continue
+            st = state[name]
+            a = np.zeros((batch, pop.size), dtype=np.int64 if fixed else np.float64)
+            for c in conns:
+                if c.dst != name:
+                    continue
+                src = prev_s[c.src] if c.recurrent else cur[c.src]
+                w = c.weight if c.kind == "dense" else None
+                if fixed:
+                    wq = _dense_of(c, plan, quantised=True)
+                    acc = (src.astype(np.int64) @ wq.T.astype(np.int64))
+                    a += acc << c.q_exp if c.q_exp >= 0 else acc >> -c.q_exp
+                else:
+                    w = w if w is not None else _dense_of(c, plan, quantised=False)
+                    a += src @ w.T
+            if fixed:
+                du = 4096 - (pop.q_du + 1)
+                u = np.sign(st["u"] * du) * (np.abs(st["u"] * du) >> 12) + (a << 6)
+                u = np.where(u > UV_LIMIT, u - 2 * UV_LIMIT, u)
+                u = np.where(u <= -UV_LIMIT, u + 2 * UV_LIMIT, u)
+                dv = 4096 - pop.q_dv
+                bias = pop.q_bias_mant * (2 ** pop.q_bias_exp)
+                v = np.sign(st["v"] * dv) * (np.abs(st["v"] * dv) >> 12) + u + bias
+                v = np.clip(v, -UV_LIMIT + 1, UV_LIMIT - 1)
+                s = v > (pop.q_vth << 6)
+                scale = pop.q_scale
+            else:
+                u = st["u"] * (1 - pop.du) + a
+                v = st["v"] * (1 - pop.dv) + u + pop.bias
+                s = v > pop.vth
+                scale = 1.0
+            out[name]["u"][t], out[name]["v"][t] = u / scale, v / scale
+            v = np.where(s, 0, v)
+            st["u"], st["v"] = u, v
+            cur[name] = s.astype(np.float64)
+            out[name]["s"][t] = s
+        prev_s = {n: cur[n] for n in state}
+    return out
+
+
+def _dense_of(c: Connection, plan: Plan, *, quantised: bool) -> np.ndarray:
+    """The connection as a dense (dst, src) matrix in NIR flat order."""
+    w = c.q_weight if quantised else c.weight
+    if c.kind == "dense":
+        return w
+    import torch
+    import torch.nn.functional as F
+
+    src_shape = plan.populations[c.src].shape
+    n = int(np.prod(src_shape))
+    eye = torch.eye(n, dtype=torch.float64).reshape(n, *src_shape)
+    y = F.conv2d(eye, torch.as_tensor(np.asarray(w, dtype=np.float64)), stride=c.conv["stride"],
+                 padding=c.conv["padding"], dilation=c.conv["dilation"], groups=c.conv["groups"])
+    out = y.reshape(n, -1).numpy().T
+    return np.round(out).astype(np.int64) if quantised else out
