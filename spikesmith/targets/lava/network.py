@@ -161,8 +161,11 @@ class LavaNetwork:
                 self._out_of(procs[c.src], src.shape).connect(proc.s_in)
                 self._into(proc.a_out, dst.shape).connect(procs[c.dst].a_in)
 
-    def run(self, x: np.ndarray) -> tuple[dict[str, np.ndarray], dict]:
-        """Simulate ``x`` (T, B, *input_shape); returns ({name: (T, B, *shape)}, timing info)."""
+    def run(self, x: np.ndarray, *, recording_dir: str | None = None) -> tuple[dict[str, np.ndarray], dict]:
+        """Simulate ``x`` (T, B, *input_shape); returns ({name: (T, B, *shape)}, timing info).
+
+        Recordings go to a fresh temporary directory (``recording_dir``, if given, instead).
+        """
         from spikesmith.targets.lava.compat import ensure_lava
 
         ensure_lava()
@@ -184,7 +187,8 @@ class LavaNetwork:
             flat_in = np.round(flat_in * plan.q_input_scale).astype(np.int64)
         x_lava = flat_in.reshape(*lava_shape(in_shape), total)
         t0 = time.perf_counter()
-        workdir = tempfile.mkdtemp(prefix="spikesmith-lava-")
+        own_dir = recording_dir is None
+        workdir = tempfile.mkdtemp(prefix="spikesmith-lava-") if own_dir else recording_dir
         src, procs, sinks = self._build(x_lava, period, total, workdir)
         cfg = Loihi2SimCfg(select_tag="fixed_pt" if self.fixed_point else "floating_pt")
         anchor = src
@@ -208,7 +212,8 @@ class LavaNetwork:
                 anchor.stop()
             except Exception:
                 pass
-            shutil.rmtree(workdir, ignore_errors=True)
+            if own_dir:
+                shutil.rmtree(workdir, ignore_errors=True)
         for key, data in raw.items():
             if key.startswith("__readout__"):
                 out = key[len("__readout__"):]
