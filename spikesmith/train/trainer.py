@@ -12,7 +12,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -69,6 +69,18 @@ def logits_of(output: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     return scale * output.float().sum(0)
 
 
+class Collective(Protocol):
+    """How :func:`fit` trains as one of several processes (see ``spikesmith.train.distributed``)."""
+
+    is_writer: bool  # only this process writes checkpoints, metrics and the plot
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module to run training steps through (e.g. DistributedDataParallel(model))."""
+
+    def all_sum(self, values: list[float]) -> list[float]:
+        """Each value summed over all processes."""
+
+
 def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
     warm = max(1, int(cfg.warmup_epochs * steps_per_epoch))
     total = max(warm + 1, cfg.epochs * steps_per_epoch)
@@ -82,8 +94,7 @@ def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, batches: Iterable, *, device: torch.device | str | None = None) -> float:
-    """Accuracy (0..1) of ``model`` on ``batches`` of (x (T,B,...), y (B,))."""
+def _count_correct(model: torch.nn.Module, batches: Iterable, device: torch.device | str | None) -> tuple[int, int]:
     device = torch.device(device) if device else next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -93,6 +104,12 @@ def evaluate(model: torch.nn.Module, batches: Iterable, *, device: torch.device 
         correct += int((logits_of(out).argmax(1).cpu() == y).sum())
         total += len(y)
     model.train(was_training)
+    return correct, total
+
+
+def evaluate(model: torch.nn.Module, batches: Iterable, *, device: torch.device | str | None = None) -> float:
+    """Accuracy (0..1) of ``model`` on ``batches`` of (x (T,B,...), y (B,))."""
+    correct, total = _count_correct(model, batches, device)
     return correct / max(total, 1)
 
 
@@ -106,6 +123,7 @@ def fit(
     resume: bool = False,
     extra_loss: Callable[[torch.nn.Module, int], torch.Tensor] | None = None,
     on_progress: Callable[[dict], None] | None = None,
+    collective: Collective | None = None,
 ) -> TrainResult:
     """Train ``model`` and return its accuracies.
 
@@ -113,9 +131,20 @@ def fit(
     only on the epoch, so a resumed run sees the same data); ``test_batches()`` yields
     the held-out batches. With ``out_dir``, writes ``checkpoint.pt`` after every epoch,
     ``metrics.jsonl`` and ``training.png``; ``resume`` continues from the checkpoint.
+    With ``collective`` (data-parallel training), steps run through ``collective.wrap(model)``,
+    loss, accuracies and throughput are summed over processes and only its writer writes files.
     """
     device = cfg.resolve_device()
     model.to(device)
+    net = collective.wrap(model) if collective is not None else model
+    writer = collective is None or collective.is_writer
+
+    def accuracy(batches: Iterable) -> float:
+        correct, total = _count_correct(model, batches, device)
+        if collective is not None:
+            correct, total = collective.all_sum([correct, total])
+        return correct / max(total, 1)
+
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, sum(1 for _ in train_batches(0)))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_per_epoch))
@@ -139,7 +168,7 @@ def fit(
         for x, y in train_batches(epoch):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                logits = logits_of(model(x), cfg.logit_scale)
+                logits = logits_of(net(x), cfg.logit_scale)
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
                 if extra_loss is not None:
                     loss = loss + extra_loss(model, epoch)
@@ -153,23 +182,25 @@ def fit(
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
         train_time = time.perf_counter() - e0
-        test_acc = evaluate(model, test_batches(), device=device)
+        if collective is not None:
+            loss_sum, correct, seen = collective.all_sum([loss_sum, correct, seen])
+        test_acc = accuracy(test_batches())
         row = {
             "epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
             "test_accuracy": test_acc, "lr": sched.get_last_lr()[0],
             "samples_per_s": seen / max(train_time, 1e-9), "seconds": time.perf_counter() - e0,
         }
         history.append(row)
-        if out is not None:
+        if out is not None and writer:
             io.save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                       "scheduler": sched.state_dict(), "epoch": epoch + 1,
                                       "config": asdict(cfg)})
             io.write_jsonl(metrics_path, history)
         if on_progress:
             on_progress({**row, "epochs": cfg.epochs})
-    if out is not None and history:
+    if out is not None and writer and history:
         plot_history(history, out / "training.png")
-    last = history[-1] if history else {"test_accuracy": evaluate(model, test_batches(), device=device),
+    last = history[-1] if history else {"test_accuracy": accuracy(test_batches()),
                                         "train_accuracy": float("nan")}
     return TrainResult(test_accuracy=last["test_accuracy"], train_accuracy=last["train_accuracy"],
                        epochs=cfg.epochs, seconds=time.perf_counter() - t0, device=str(device),
