@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from spikesmith import io
-from spikesmith.errors import InputError
+from spikesmith.errors import GraphError, InputError
 
 Progress = Callable[[str, dict], None]
 TARGETS = ("norse", "lava")
@@ -217,11 +217,15 @@ def render_verification(v) -> str:
 
 
 def load_graph(path: str | Path, *, type_check: bool = True):
-    """Read and validate a NIR file."""
-    from spikesmith.compile.graph import flatten
+    """Read and validate a NIR file (structure, parameters, shapes, supported node types)."""
+    from spikesmith.compile.validate import validate
+    from spikesmith.targets.reference import supported_types
 
     graph = io.read_nir(path, type_check=type_check)
-    flatten(graph)  # structural checks with clear messages
+    try:
+        validate(graph, supported=set(supported_types()))
+    except GraphError as exc:
+        raise GraphError(f"{path}: {exc}") from None
     return graph
 
 
@@ -251,11 +255,11 @@ def simulate(graph, x: np.ndarray, *, target: str = "norse", dt: float, record: 
 
 
 def run_file(graph_path: str | Path, input_path: str | Path, *, target: str, out: str | Path,
-             dt: float | None = None) -> tuple[Any, str | None]:
+             dt: float | None = None, type_check: bool = True) -> tuple[Any, str | None]:
     """Run a NIR file on an input ``.npy`` and save the output spikes; returns (trace, dt notice)."""
     if target not in TARGETS:
         raise InputError(f"unknown target {target!r} (expected one of {', '.join(TARGETS)})")
-    graph = load_graph(graph_path)
+    graph = load_graph(graph_path, type_check=type_check)
     x = io.load_array(input_path)
     dt, notice = resolve_dt(graph, dt)
     from spikesmith.compile.graph import flatten

@@ -83,11 +83,13 @@ def run_cmd(model: Path = typer.Argument(..., help="NIR file."),
             target: str = typer.Option("norse", help="lava or norse."),
             input: Path = typer.Option(..., "--input", help="Input .npy shaped (T, B, *input_shape)."),
             out: Path = typer.Option(..., "-o", "--out", help="Output .npy (T, B, *output_shape)."),
-            dt: Optional[float] = typer.Option(None, help="Time step in seconds (default: the graph's, else 1e-3).")):
+            dt: Optional[float] = typer.Option(None, help="Time step in seconds (default: the graph's, else 1e-3)."),
+            type_check: bool = typer.Option(True, "--type-check/--no-type-check",
+                                            help="Let nir check the graph's types when reading.")):
     """Simulate a NIR graph on a target and save its output spikes."""
     from spikesmith import api
 
-    trace, notice = api.run_file(model, input, target=target, out=out, dt=dt)
+    trace, notice = api.run_file(model, input, target=target, out=out, dt=dt, type_check=type_check)
     if notice:
         typer.echo(f"note: {notice}", err=True)
     typer.echo(f"wrote {out}: output {tuple(trace.output.shape)} from {trace.target} "

@@ -97,7 +97,11 @@ def node_input_shape(node: nir.NIRNode, name: str) -> tuple[int, ...]:
     types = getattr(node, "input_type", None) or {}
     if len(types) != 1:
         raise GraphError(f"node '{name}': expected one input port, found {sorted(types)}")
-    return _shape(next(iter(types.values())), name, "input")
+    shape = _shape(next(iter(types.values())), name, "input")
+    if isinstance(node, (nir.Conv1d, nir.Conv2d)) and int(node.groups) > 1:
+        # nir 1.0 derives a convolution's input channels from weight.shape[1], ignoring groups
+        shape = (int(np.asarray(node.weight).shape[1]) * int(node.groups), *shape[1:])
+    return shape
 
 
 def graph_dt(graph: nir.NIRGraph) -> float | None:

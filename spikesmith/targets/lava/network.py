@@ -49,6 +49,10 @@ def to_nir_layout(data: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.moveaxis(data, -1, 0).reshape(steps, *shape)
 
 
+NEVER_FLOAT = 1e300  # threshold of a non-spiking population (LI, CubaLI, I) in floating point
+NEVER_FIXED = 2**17 - 1  # largest threshold mantissa: above any 24-bit voltage but the top 64 values
+
+
 class LavaNetwork:
     """Lava processes for a plan; :meth:`run` simulates a batch and returns per-population outputs."""
 
@@ -78,9 +82,10 @@ class LavaNetwork:
         for name, pop in plan.populations.items():
             if pop.kind == "input":
                 continue
-            if not pop.spiking:
+            if not pop.spiking and any(c.src == name for c in plan.connections):
                 raise GraphError(
-                    f"node '{name}': non-spiking {pop.node_type} populations are not yet lowered to Lava"
+                    f"node '{name}': a non-spiking {pop.node_type} population can only feed the graph output on "
+                    "Lava (its voltage is read out; Lava neurons send spikes, not voltages)"
                 )
             perm = lava_order(pop.shape)
             shape = lava_shape(pop.shape)
@@ -89,7 +94,10 @@ class LavaNetwork:
                               bias_mant=pop.q_bias_mant[perm].reshape(shape),
                               bias_exp=pop.q_bias_exp[perm].reshape(shape))
             else:
-                params = dict(du=pop.du, dv=pop.dv, vth=pop.vth, bias_mant=pop.bias[perm].reshape(shape))
+                params = dict(du=pop.du, dv=pop.dv, vth=pop.vth if pop.spiking else NEVER_FLOAT,
+                              bias_mant=pop.bias[perm].reshape(shape))
+            if not pop.spiking and self.fixed_point:
+                params["vth"] = NEVER_FIXED
             procs[name] = LIFReset(shape=shape, reset_interval=period, reset_offset=(1 + pop.lag) % period,
                                    name=name, **params)
         self._connect_all(procs, Dense, Conv)
@@ -104,8 +112,16 @@ class LavaNetwork:
         sinks: dict[str, str] = {}
         wanted = [n for n, p in plan.populations.items() if p.kind != "input"] if self.record else \
             [r.population for r in plan.readouts if r.population]
+        monitors = {}
         for name in wanted:
             pop = plan.populations[name]
+            if not pop.spiking:  # a voltage readout: probe v every step
+                from lava.proc.monitor.process import Monitor
+
+                mon = Monitor()
+                mon.probe(procs[name].v, total)
+                monitors[name] = mon
+                continue
             sk = Sink(shape=lava_shape(pop.shape), key=name, dtype="int8")
             procs[name].s_out.connect(sk.a_in)
         for r in plan.readouts:
@@ -116,6 +132,7 @@ class LavaNetwork:
                 self._out_of(procs[c.src], srcpop.shape).connect(d.s_in)
                 sk = Sink(shape=(int(np.prod(r.shape)),), key="__readout__" + r.output, dtype="float64")
                 d.a_out.connect(sk.a_in)
+        self._monitors = monitors
         return src, procs, sinks
 
     def _dense_weights(self, c: Connection, dst_shape, src_shape) -> dict:
@@ -199,6 +216,14 @@ class LavaNetwork:
             anchor.run(condition=RunSteps(num_steps=total), run_cfg=cfg)
             t_run = time.perf_counter() - t1
             raw = {}
+            for k, mon in self._monitors.items():
+                pop = plan.populations[k]
+                v = np.asarray(mon.get_data()[procs[k].name]["v"], dtype=np.float64)  # (total, *lava_shape)
+                if self.fixed_point:
+                    v = v / pop.q_scale
+                raw[k] = np.moveaxis(v, 0, -1) * pop.scale[lava_order(pop.shape)].reshape(
+                    lava_shape(pop.shape))[..., None] + pop.offset[lava_order(pop.shape)].reshape(
+                    lava_shape(pop.shape))[..., None]
             for k, path in sinks.items():
                 if not os.path.exists(path):
                     raise SpikesmithError(f"Lava run ended without writing the recording of '{k}'")

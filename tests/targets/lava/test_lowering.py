@@ -119,3 +119,10 @@ def test_rockpool_graph_is_rejected_with_its_defect(corpus):
 
     with pytest.raises(GraphError, match=r"lif_rockpool\.nir: nir rejects the graph's types.*type mismatch"):
         io.read_nir(corpus / "lif_rockpool.nir")
+
+
+def test_rockpool_graph_runs_without_type_checking(corpus):
+    from spikesmith import io
+
+    g = io.read_nir(corpus / "lif_rockpool.nir", type_check=False)
+    assert_identical(g, spikes((30, 2, 1), 0.5, seed=3))
