@@ -93,6 +93,46 @@ def rdm_score(rdm: torch.Tensor, labels: torch.Tensor | None = None) -> float:
     return spearman(values, target)
 
 
+def fitness_from_spikes(
+    spikes,
+    labels: torch.Tensor | None = None,
+    *,
+    metric: str = "hamming",
+) -> Fitness:
+    """Training-free fitness of recorded binary spikes: a sequence of per-layer tensors (T, B, ...).
+
+    Every layer's RDM is averaged over time steps (:func:`spike_rdm`), then over the active
+    layers; silent-everywhere or saturated-anywhere networks score :data:`WORST`.
+    """
+    spiking = list(spikes)
+    batch = spiking[0].shape[1] if spiking else 1
+    rates = tuple(float(o.float().mean()) for o in spiking)
+    spike_count = float(sum(o.float().sum() for o in spiking) / batch)
+    variant = "label" if labels is not None else "free"
+    # silent everywhere or saturated anywhere: no usable representation. A single silent
+    # layer (typically the untrained readout) only drops out of the average.
+    if not spiking or max(rates) < SILENT_RATE or max(rates) > SATURATED_RATE:
+        return Fitness(score=WORST, degenerate=True, firing_rates=rates, spike_count=spike_count,
+                       metric=metric, variant=variant)
+    active = [o for o, r in zip(spiking, rates) if r >= SILENT_RATE]
+    rdm = torch.stack([spike_rdm(o, metric=metric) for o in active]).mean(0)
+    score = rdm_score(rdm, labels)
+    return Fitness(score=score, degenerate=False, firing_rates=rates, spike_count=spike_count,
+                   metric=metric, variant=variant)
+
+
+def mean_fitness(parts: list[Fitness]) -> Fitness:
+    """One Fitness from several batches: mean score (WORST if any batch is degenerate), mean rates and counts."""
+    if not parts:
+        raise ValueError("mean_fitness needs at least one Fitness")
+    degenerate = any(p.degenerate for p in parts)
+    score = WORST if degenerate else float(np.mean([p.score for p in parts]))
+    rates = tuple(float(v) for v in np.mean([p.firing_rates for p in parts], axis=0))
+    return Fitness(score=score, degenerate=degenerate, firing_rates=rates,
+                   spike_count=float(np.mean([p.spike_count for p in parts])),
+                   metric=parts[0].metric, variant=parts[0].variant)
+
+
 def network_fitness(
     model: torch.nn.Module,
     x: torch.Tensor,
@@ -106,23 +146,10 @@ def network_fitness(
     """
     from spikesmith.nn import is_neuron
 
-    ctx = torch.no_grad() if not torch.is_grad_enabled() else contextlib.nullcontext()
-    with ctx, torch.no_grad():
+    with torch.no_grad():
         _, outs = model(x, record=True)
     spiking = [o for layer, o in zip(model.layers, outs) if is_neuron(layer)]
-    rates = tuple(float(o.float().mean()) for o in spiking)
-    spike_count = float(sum(o.float().sum() for o in spiking) / x.shape[1])
-    variant = "label" if labels is not None else "free"
-    # silent everywhere or saturated anywhere: no usable representation. A single silent
-    # layer (typically the untrained readout) only drops out of the average.
-    if not spiking or max(rates) < SILENT_RATE or max(rates) > SATURATED_RATE:
-        return Fitness(score=WORST, degenerate=True, firing_rates=rates, spike_count=spike_count,
-                       metric=metric, variant=variant)
-    active = [o for o, r in zip(spiking, rates) if r >= SILENT_RATE]
-    rdm = torch.stack([spike_rdm(o, metric=metric) for o in active]).mean(0)
-    score = rdm_score(rdm, labels)
-    return Fitness(score=score, degenerate=False, firing_rates=rates, spike_count=spike_count,
-                   metric=metric, variant=variant)
+    return fitness_from_spikes(spiking, labels, metric=metric)
 
 
 @contextlib.contextmanager

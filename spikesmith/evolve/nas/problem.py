@@ -1,0 +1,100 @@
+"""Training-free evaluation of one MSE-NAS genome: RDM fitness, synaptic operations, parameters.
+
+Everything a worker needs is in one picklable :class:`EvalContext`; :func:`evaluate_genome` is a
+pure function of (genome, context): the network's initial weights come from a seed derived from
+(search seed, genome), so any backend, in any order, gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from spikesmith.errors import InputError
+from spikesmith.evolve.fitness import WORST, fitness_from_spikes, mean_fitness
+from spikesmith.evolve.nas.network import build_nas_net
+from spikesmith.evolve.nas.space import NasSpace
+
+METRICS = ("hamming", "pearson")
+VARIANTS = ("label", "free")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalContext:
+    """Search space, network size and the fitness batches ``(x (T, B, C, H, W), y (B,))`` as numpy arrays."""
+
+    space: NasSpace
+    batches: tuple[tuple[np.ndarray, np.ndarray], ...]
+    channels: int = 16
+    num_classes: int = 10
+    seed: int = 0
+    metric: str = "hamming"
+    variant: str = "label"
+    all_variants: bool = False  # also score every (variant, metric) pair from the same pass
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise InputError(f"fitness metric must be one of {METRICS}, got {self.metric!r}")
+        if self.variant not in VARIANTS:
+            raise InputError(f"fitness variant must be one of {VARIANTS}, got {self.variant!r}")
+        if not self.batches:
+            raise InputError("fitness needs at least one batch")
+        if self.channels < 1:
+            raise InputError(f"channels must be >= 1, got {self.channels}")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.batches[0][0].shape[2:])
+
+
+def network_seed(seed: int, genome) -> int:
+    """Seed of a genome's initial weights: depends only on (search seed, genome)."""
+    ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *[int(g) for g in genome]])
+    return int(ss.generate_state(1)[0])
+
+
+def evaluate_genome(genome, ctx: EvalContext) -> dict:
+    """Training-free scores of ``genome``: a JSON-able dict with ``score`` (the chosen variant),
+    ``degenerate``, ``synops`` (per sample), ``params``, ``rates`` and, with ``ctx.all_variants``,
+    ``scores`` keyed ``"{variant}.{metric}"``. One forward pass per batch."""
+    t0 = time.perf_counter()
+    genome = ctx.space.repair(genome)
+    # a private generator, not torch's global RNG: thread backends evaluate concurrently
+    model = build_nas_net(genome, space=ctx.space, channels=ctx.channels, input_shape=ctx.input_shape,
+                          num_classes=ctx.num_classes, seed=network_seed(ctx.seed, genome))
+    model.train()  # batch norm with batch statistics, as at the start of training
+    pairs = [(v, m) for v in VARIANTS for m in METRICS] if ctx.all_variants else [(ctx.variant, ctx.metric)]
+    parts: dict[tuple[str, str], list] = {p: [] for p in pairs}
+    synops = []
+    with torch.no_grad():
+        for x, y in ctx.batches:
+            _, rec = model(torch.as_tensor(x, dtype=torch.float32), record=True)
+            labels = torch.as_tensor(y)
+            spikes = list(rec.values())
+            for variant, metric in pairs:
+                parts[(variant, metric)].append(
+                    fitness_from_spikes(spikes, labels if variant == "label" else None, metric=metric))
+            synops.append(model.synaptic_operations(rec))
+    scores = {f"{v}.{m}": mean_fitness(f) for (v, m), f in parts.items()}
+    chosen = scores[f"{ctx.variant}.{ctx.metric}"]
+    out = {
+        "genome": [int(g) for g in genome],
+        "score": float(chosen.score),
+        "degenerate": bool(chosen.degenerate),
+        "synops": float(np.mean(synops)),
+        "params": int(model.num_parameters()),
+        "rates": [float(r) for r in chosen.firing_rates],
+        "seconds": time.perf_counter() - t0,
+    }
+    if ctx.all_variants:
+        out["scores"] = {k: float(f.score) for k, f in scores.items()}
+    return out
+
+
+def objectives(result: dict) -> np.ndarray:
+    """The minimisation objectives of an evaluation: (-RDM score, synaptic operations, parameters)."""
+    score = result["score"] if not result["degenerate"] else WORST
+    return np.array([-score, result["synops"], float(result["params"])], dtype=np.float64)

@@ -1,0 +1,122 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from spikesmith import io
+from spikesmith.errors import InputError
+from spikesmith.evolve.nas.run import load_nas_model, run_nas, train_best
+
+TINY = dict(generations=3, population=6, seed=3, steps=2, cells=2, channels=4, fitness_batch=16)
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _strip(history):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def _summary(result):
+    return [c.genome for c in result.front], _strip(result.history)
+
+
+def test_search_writes_front_history_and_plot(tmp_path):
+    rows = []
+    r = run_nas(out_dir=tmp_path, on_progress=rows.append, **TINY)
+    assert [row["generation"] for row in rows] == [0, 1, 2, 3]
+    assert r.evaluated >= TINY["population"] and r.best == r.front[0]
+    assert r.best.score == max(c.score for c in r.front)
+    pareto = io.read_json(tmp_path / "pareto.json")
+    assert [tuple(c["genome"]) for c in pareto["front"]] == [c.genome for c in r.front]
+    assert (tmp_path / "pareto.png").stat().st_size > 1000
+    assert _strip(io.read_jsonl(tmp_path / "generations.jsonl")) == _strip(r.history)
+    # no member of the front dominates another
+    for a in r.front:
+        for b in r.front:
+            fa, fb = (-a.score, a.synops, a.params), (-b.score, b.synops, b.params)
+            assert not (all(x <= y for x, y in zip(fa, fb)) and fa != fb)
+
+
+def test_seeded_search_is_reproducible_and_seed_matters():
+    a, b = run_nas(**TINY), run_nas(**TINY)
+    assert _summary(a) == _summary(b)
+    c = run_nas(**(TINY | {"seed": 4}))
+    assert _summary(c) != _summary(a)
+
+
+def test_backends_give_identical_results():
+    local = _summary(run_nas(backend="local", **TINY))
+    assert _summary(run_nas(backend="dask", workers=2, **TINY)) == local
+    assert _summary(run_nas(backend="process", workers=2, **TINY)) == local
+
+
+def test_resume_after_an_interruption_ends_where_the_uninterrupted_run_does(tmp_path):
+    full = run_nas(out_dir=tmp_path / "full", **TINY)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_one(row):
+        if row["generation"] == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_nas(out_dir=tmp_path / "cut", on_progress=stop_after_one, **TINY)
+    with pytest.raises(InputError, match="resume"):
+        run_nas(out_dir=tmp_path / "cut", **TINY)
+    with pytest.raises(InputError, match="other settings"):
+        run_nas(out_dir=tmp_path / "cut", resume=True, **(TINY | {"channels": 5}))
+    resumed = run_nas(out_dir=tmp_path / "cut", resume=True, **TINY)
+    assert _summary(resumed) == _summary(full)
+    assert _strip(io.read_jsonl(tmp_path / "cut" / "generations.jsonl")) == _strip(full.history)
+
+
+SCRIPT = """
+import sys, time
+from spikesmith.evolve.nas.run import run_nas
+kw = {kw!r}
+run_nas(out_dir=sys.argv[1], on_progress=lambda row: time.sleep(0.7), **kw)
+"""
+
+
+def test_resume_after_sigkill_loses_at_most_one_generation(tmp_path):
+    kw = TINY | {"generations": 5}
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT.format(kw=kw), str(out)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    gens = out / "generations.jsonl"
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if gens.is_file() and len(io.read_jsonl(gens)) >= 2:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = io.read_json(out / "checkpoint.json")["generation"]
+    assert 1 <= done < kw["generations"]
+    resumed = run_nas(out_dir=out, resume=True, **kw)
+    full = run_nas(**kw)
+    assert _summary(resumed) == _summary(full)
+    evals = io.read_jsonl(out / "evaluations.jsonl")
+    assert len(evals) == resumed.evaluated == len({tuple(e["genome"]) for e in evals})
+
+
+@pytest.mark.slow
+def test_train_best_trains_exports_and_deploys(tmp_path):
+    run_nas(out_dir=tmp_path, **TINY)
+    rows = train_best(tmp_path, epochs=2, deploy_samples=4, out_dir=tmp_path / "trained")
+    (row,) = rows
+    assert set(row["accuracy"]) == {"torch", "norse", "lava"}
+    assert row["agreement"]["norse"] == 1.0
+    model, meta = load_nas_model(tmp_path / "trained" / "best0" / "model.pt")
+    assert meta["cells"] == TINY["cells"]
+    assert (tmp_path / "trained" / "best0" / "model.nir").is_file()
