@@ -135,6 +135,28 @@ class LavaNetwork:
         self._monitors = monitors
         return src, procs, sinks
 
+    def _run_recurrent(self, anchor, cfg, RunSteps, batch: int, period: int, total: int) -> None:
+        """Run sample by sample, clearing recurrent synapse buffers as each population's sample starts.
+
+        A recurrent synapse delivers the previous step's spikes; at the step a population is reset
+        for a new sample, that would be the last spike of the previous sample's tail. Pausing
+        right before that step and zeroing the buffer makes every sample start from rest, as in
+        the reference, whatever the network did between samples.
+        """
+        done = 0
+        lags = sorted({lag for _, lag in self._recurrent})
+        for b in range(batch):
+            for lag in lags:
+                stop = b * period + lag  # the population of this lag resets at step stop + 1
+                if stop > done:
+                    anchor.run(condition=RunSteps(num_steps=stop - done), run_cfg=cfg)
+                    done = stop
+                for proc, plag in self._recurrent:
+                    if plag == lag:
+                        proc.a_buff.set(np.zeros(proc.a_buff.shape))
+        if total > done:
+            anchor.run(condition=RunSteps(num_steps=total - done), run_cfg=cfg)
+
     def _dense_weights(self, c: Connection, dst_shape, src_shape) -> dict:
         """Dense process arguments for connection ``c``, permuted to Lava's layouts."""
         w = np.asarray(c.q_weight if self.fixed_point else c.weight)
@@ -156,6 +178,7 @@ class LavaNetwork:
 
     def _connect_all(self, procs, Dense, Conv) -> None:
         plan = self.plan
+        self._recurrent = []
         for c in plan.connections:
             src, dst = plan.populations[c.src], plan.populations[c.dst]
             bits = 24 if c.graded else 0
@@ -177,6 +200,8 @@ class LavaNetwork:
                 proc = Dense(num_message_bits=bits, **self._dense_weights(c, dst.shape, src.shape))
                 self._out_of(procs[c.src], src.shape).connect(proc.s_in)
                 self._into(proc.a_out, dst.shape).connect(procs[c.dst].a_in)
+            if c.recurrent:
+                self._recurrent.append((proc, dst.lag))
 
     def run(self, x: np.ndarray, *, recording_dir: str | None = None) -> tuple[dict[str, np.ndarray], dict]:
         """Simulate ``x`` (T, B, *input_shape); returns ({name: (T, B, *shape)}, timing info).
@@ -192,9 +217,7 @@ class LavaNetwork:
         plan = self.plan
         steps, batch = x.shape[:2]
         in_shape = plan.populations[plan.input].shape
-        recurrent = any(c.recurrent for c in plan.connections)
-        # a gap of zero input between samples lets recurrent activity die down before the reset
-        period = steps + (plan.max_lag + 1 if recurrent else 0)
+        period = steps  # samples back to back: resets and cleared recurrent buffers separate them
         total = batch * period + plan.max_lag
         flat_in = np.zeros((int(np.prod(in_shape)), total))
         perm = lava_order(in_shape)
@@ -213,7 +236,10 @@ class LavaNetwork:
         t_build = time.perf_counter() - t0
         t1 = time.perf_counter()
         try:
-            anchor.run(condition=RunSteps(num_steps=total), run_cfg=cfg)
+            if not self._recurrent:
+                anchor.run(condition=RunSteps(num_steps=total), run_cfg=cfg)
+            else:
+                self._run_recurrent(anchor, cfg, RunSteps, batch, period, total)
             t_run = time.perf_counter() - t1
             raw = {}
             for k, mon in self._monitors.items():

@@ -126,3 +126,20 @@ def test_rockpool_graph_runs_without_type_checking(corpus):
 
     g = io.read_nir(corpus / "lif_rockpool.nir", type_check=False)
     assert_identical(g, spikes((30, 2, 1), 0.5, seed=3))
+
+
+def test_recurrent_population_that_never_rests_between_samples():
+    # positive biases keep the population firing after every sample; each new sample must still start at rest
+    n = 6
+    rng = np.random.default_rng(8)
+    nodes = {
+        "in": nir.Input(input_type={"input": np.array([3])}),
+        "fc": nir.Affine(weight=rng.normal(0, 1, (n, 3)), bias=np.full(n, 0.6)),
+        "lif": nir.LIF(tau=np.full(n, 2e-3), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.full(n, 0.5),
+                       v_reset=np.zeros(n)),
+        "rec": nir.Linear(weight=rng.normal(0, 0.8, (n, n))),
+        "out": nir.Output(output_type={"output": np.array([n])}),
+    }
+    g = nir.NIRGraph(nodes=nodes, edges=[("in", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "out")])
+    ref, lv = assert_identical(g, spikes((10, 6, 3), 0.4, seed=4))
+    assert ref.output[-1].mean() > 0.2  # still firing when each sample ends
