@@ -166,6 +166,33 @@ def evolve_gee(arch: str = typer.Option("digits", help="digits, vgg11, resnet18 
                f"({100 * r.compression:.1f}% fewer than dense); wrote {out}")
 
 
+@evolve_app.command("nas")
+def evolve_nas(data: str = typer.Option("digits", help="Dataset name."),
+               generations: int = typer.Option(10), population: int = typer.Option(20),
+               seed: int = typer.Option(0), steps: int = typer.Option(6),
+               out: Path = typer.Option(Path("out/nas"), "-o", "--out"),
+               resume: bool = typer.Option(False, help="Continue a killed search from OUT/checkpoint.json."),
+               backend: str = typer.Option("local", help="local, process or dask."),
+               workers: int = typer.Option(2, help="Workers of the process/dask backends."),
+               train: int = typer.Option(0, help="Then train the best network this many epochs and run it on "
+                                                 "Norse and Lava (0: search only)."),
+               deploy_samples: Optional[int] = typer.Option(None, help="Test samples for the targets (default: all).")):
+    """MSE-NAS: multi-scale architecture search (NSGA-II, training-free RDM fitness)."""
+    from spikesmith.evolve.nas import run_nas, train_best
+
+    con = _console()
+    r = run_nas(data=data, generations=generations, population=population, seed=seed, out_dir=out,
+                resume=resume, backend=backend, workers=workers, steps=steps,
+                on_progress=lambda row: con.progress("nas", row))
+    typer.echo(f"Pareto front of {len(r.front)} ({r.evaluated} evaluated, {r.seconds:.0f} s); best RDM score "
+               f"{r.best.score:.4f} ({r.best.params:,} parameters, {r.best.synops:,.0f} synaptic ops/sample); "
+               f"wrote {out}/pareto.json")
+    if train:
+        rows = train_best(out, epochs=train, seed=seed, deploy_samples=deploy_samples,
+                          out_dir=Path(out) / "trained", on_progress=con.progress)
+        typer.echo("test accuracy " + ", ".join(f"{k} {v:.3f}" for k, v in rows[0]["accuracy"].items()))
+
+
 @app.command("energy-report")
 def energy_report_cmd(model: Path = typer.Argument(..., help="NIR file or model file (model.pt)."),
                       data: Optional[str] = typer.Option(None, help="Dataset to draw inputs from (e.g. digits)."),

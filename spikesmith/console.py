@@ -29,6 +29,11 @@ class Console:
             self.line(f"[{el:6.1f}s] train   epoch {info['epoch']}/{info.get('epochs', '?')}: loss {info['loss']:.3f}, "
                       f"train {info['train_accuracy']:.3f}, test {info['test_accuracy']:.3f}, "
                       f"{info['samples_per_s']:.0f} samples/s")
+        elif stage == "nas":
+            keys = ("generation", "best_score", "mean_score", "front_size", "evaluated", "seconds")
+            rest = ", ".join(f"{k}={info[k]:.4f}" if isinstance(info.get(k), float) else f"{k}={info[k]}"
+                             for k in keys if k in info)
+            self.line(f"[{el:6.1f}s] nas     {rest or info}")
         elif stage == "gee":
             keys = ("event", "stage", "generation", "individual", "fitness", "best_fitness", "accuracy",
                     "test_accuracy", "H_G", "D_X")

@@ -26,7 +26,8 @@ def graph_file(tmp_path):
 
 
 def test_help_everywhere():
-    for args in ([], ["run"], ["compile"], ["demo"], ["train"], ["evolve"], ["evolve", "search"]):
+    for args in ([], ["run"], ["compile"], ["demo"], ["train"], ["evolve"], ["evolve", "search"], ["evolve", "gee"],
+                 ["evolve", "nas"], ["energy-report"]):
         r = cli(*args, "--help")
         assert r.returncode == 0, (args, r.stderr)
         assert "Usage" in r.stdout
@@ -92,3 +93,25 @@ def test_compile_model_file_to_nir(tmp_path):
     g = io.read_nir(tmp_path / "m.nir")
     assert g.metadata["spikesmith.dt"] == 1e-3
     assert isinstance(torch.load(tmp_path / "model.pt", weights_only=True), dict)
+
+
+def test_gee_parameter_report_prints_compression_per_g():
+    r = cli("evolve", "gee", "--arch", "resnet18", "--genes", "64,160", "--params-only")
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines() if line.startswith("resnet18")]
+    assert [row[1] for row in rows] == ["64", "160"]
+    compression = [float(row[4].rstrip("%")) for row in rows]
+    assert 50 <= compression[1] < compression[0] <= 80
+
+
+def test_compile_to_lava_verifies_and_exits_by_verdict(graph_file, tmp_path):
+    g, _ = graph_file
+    r = cli("compile", g, "--to", "lava", "--fixed-point", "--verify", "4", "-o", tmp_path / "v")
+    assert r.returncode == 0, r.stderr
+    report = io.read_json(tmp_path / "v" / "verification.json")
+    assert report["ok"] and report["comparisons"][0]["identical"]
+    assert report["resources"]["cores"] >= 2
+    # an impossible tolerance makes fixed point fail: exit code 1, the report says why
+    r = cli("compile", g, "--to", "lava", "--fixed-point", "--verify", "4", "--tolerance", "1.01", "-o", tmp_path / "w")
+    assert r.returncode == 1
+    assert "fixed point OUTSIDE tolerance" in r.stdout
