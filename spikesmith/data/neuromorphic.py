@@ -244,6 +244,11 @@ def event_loaders(name: str, *, batch_size: int, steps: int, encoding: str = "fr
         test_set = FramedSamples(_open_tonic(spec, data_dir, train=False, download=download), transform)
     else:
         pool = _open_tonic(spec, data_dir, train=None, download=download)
+        # tonic lists each class folder in directory order, which differs between filesystems:
+        # order the recordings by path so a seed selects the same split everywhere
+        order = sorted(range(len(pool.data)), key=lambda i: str(pool.data[i]))
+        pool.data = [pool.data[i] for i in order]
+        pool.targets = [pool.targets[i] for i in order]
         train_idx, test_idx = _split_indices(pool.targets, test_fraction=test_fraction, seed=seed)
         train_set = FramedSamples(pool, transform, train_idx)
         test_set = FramedSamples(pool, transform, test_idx)

@@ -4,7 +4,7 @@ import pytest
 from spikesmith.data import make_loaders
 from spikesmith.errors import DataError, DependencyError, InputError
 
-from event_files import random_events, write_dvsgesture_npy, write_shd_h5
+from event_files import random_events, write_aedat4, write_dvsgesture_npy, write_shd_h5
 
 
 def _span_frames(x, y, t, p, n_bins, shape):
@@ -112,6 +112,43 @@ def test_shd_reads_hdf5_as_channel_frames(tmp_path):
         assert np.abs(x[:, b] - ref).sum() <= 2  # float32 seconds may move an event across a bin edge
     with pytest.raises(InputError, match="denoise_us"):
         make_loaders("shd", batch_size=2, steps=5, data_dir=tmp_path, denoise_us=100)
+
+
+CIFAR10DVS_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def test_cifar10dvs_loads_generated_aedat4_files(tmp_path):
+    pytest.importorskip("aedat")
+    rng = np.random.default_rng(11)
+    written = {}  # file name -> (label, x, y, t, p)
+    for label, name in enumerate(CIFAR10DVS_CLASSES):
+        for k in range(4):
+            x, y, t, p = random_events(rng, int(rng.integers(60, 160)), 128, 128, 2, 1_000_000)
+            events = np.zeros(len(t), [("t", np.int64), ("x", np.int16), ("y", np.int16), ("p", bool)])
+            events["t"], events["x"], events["y"], events["p"] = t, x, y, p
+            file = f"cifar10_{name}_{k}.aedat4"
+            write_aedat4(tmp_path / "CIFAR10DVS" / name / file, events)  # several packets per file
+            written[file] = (label, x, y, t, p)
+    loaders = make_loaders("cifar10dvs", batch_size=6, steps=4, seed=2, data_dir=tmp_path, test_fraction=0.25)
+    info = loaders.info
+    assert (info.input_shape, info.num_classes, info.n_train, info.n_test) == ((2, 128, 128), 10, 30, 10)
+    refs = {file: _span_frames(wx, wy, wt, wp, 4, (2, 128, 128)) for file, (_, wx, wy, wt, wp) in written.items()}
+    seen = []
+    for split, loader in (("test", loaders.test), ("train", loaders.train)):
+        x, y = _all(loader)
+        assert x.shape == (4, info.n_test if split == "test" else info.n_train, 2, 128, 128)
+        assert x.dtype == np.float32
+        for b in range(len(y)):
+            match = [f for f, r in refs.items() if written[f][0] == y[b] and np.array_equal(x[:, b], r)]
+            assert len(match) == 1, f"{split} sample {b} (label {y[b]}) matches no single written file"
+            seen += match
+        if split == "test":  # stratified: one recording of each class
+            assert sorted(y.tolist()) == list(range(10))
+    assert sorted(seen) == sorted(written)  # train and test split the 40 files between them
+    small, _ = _all(make_loaders("cifar10dvs", batch_size=10, steps=2, seed=2, data_dir=tmp_path,
+                                 test_fraction=0.25, downsample=0.25, duration_us=1_000_000).test)
+    assert small.shape == (2, 10, 2, 32, 32)
+    assert sorted(small.sum(axis=(0, 2, 3, 4)).tolist()) == sorted(len(written[f][3]) for f in seen[:10])
 
 
 @pytest.mark.parametrize("name, folder", [("nmnist", "NMNIST"), ("dvsgesture", "DVSGesture"),
