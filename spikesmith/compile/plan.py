@@ -25,7 +25,7 @@ import torch
 
 from spikesmith.compile.graph import FlatGraph
 from spikesmith.errors import GraphError, UnsupportedNodeError
-from spikesmith.targets.ops import LINEAR_OPS, conv_padding
+from spikesmith.compile.ops import LINEAR_OPS, conv_padding
 
 SPIKING = (nir.LIF, nir.CubaLIF, nir.IF, nir.Threshold)
 NON_SPIKING = (nir.LI, nir.CubaLI, nir.I)

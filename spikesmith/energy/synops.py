@@ -31,7 +31,7 @@ import torch
 
 from spikesmith.compile.graph import NEURON_TYPES, PASS_TYPES, SPIKING_TYPES, FlatGraph, flatten
 from spikesmith.errors import GraphError, InputError, UnsupportedNodeError
-from spikesmith.targets.ops import LINEAR_OPS
+from spikesmith.compile.ops import LINEAR_OPS
 from spikesmith.targets.trace import Trace
 
 #: stateless nodes that carry synapses (and cost operations)

@@ -1,7 +1,7 @@
 """The ANN twin of a NIR graph, exported to ONNX: the baseline the energy report compares with.
 
 The twin keeps every stateless node (weights, convolutions, pooling, flatten) exactly as
-:mod:`spikesmith.targets.ops` computes it and replaces every neuron node (LIF, CubaLIF, IF,
+:mod:`spikesmith.compile.ops` computes it and replaces every neuron node (LIF, CubaLIF, IF,
 LI, CubaLI, I, Threshold) by a ReLU: the same architecture as a conventional ANN, run once
 on one time step's input ``(B, *input_shape)``. Recurrent (back) edges are dropped.
 
@@ -27,7 +27,7 @@ import torch
 from spikesmith.compile.graph import NEURON_TYPES, FlatGraph, flatten
 from spikesmith.errors import DependencyError, GraphError, UnsupportedNodeError
 from spikesmith.io import write_bytes
-from spikesmith.targets.ops import LINEAR_OPS
+from spikesmith.compile.ops import LINEAR_OPS
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from norse.torch.functional.lif_box import LIFBoxFeedForwardState, LIFBoxParamet
 
 from spikesmith.compile.graph import FlatGraph, flatten
 from spikesmith.errors import GraphError, UnsupportedNodeError
-from spikesmith.targets.ops import LINEAR_OPS, as_tensor
+from spikesmith.compile.ops import LINEAR_OPS, as_tensor
 from spikesmith.targets.trace import Trace
 
 State = dict

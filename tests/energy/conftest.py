@@ -1,7 +1,7 @@
 """Tiny NIR graphs and traces for the energy tests.
 
 Traces are built from fixed, seeded arrays: the node outputs a simulator would have
-recorded. Synapse-node outputs are computed with ``targets.ops`` so the traces are
+recorded. Synapse-node outputs are computed with ``compile.ops`` so the traces are
 self-consistent, but the counts under test only read the inputs of each node.
 """
 
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from spikesmith.compile.graph import flatten
-from spikesmith.targets.ops import LINEAR_OPS
+from spikesmith.compile.ops import LINEAR_OPS
 from spikesmith.targets.trace import Trace
 
 

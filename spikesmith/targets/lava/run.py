@@ -11,7 +11,7 @@ from spikesmith.compile.graph import FlatGraph, flatten
 from spikesmith.compile.plan import build_plan
 from spikesmith.errors import GraphError
 from spikesmith.targets.lava.network import LavaNetwork
-from spikesmith.targets.ops import fill_stateless
+from spikesmith.compile.ops import fill_stateless
 from spikesmith.targets.trace import Trace
 
 

@@ -1,4 +1,4 @@
-"""Stateless NIR nodes as torch functions on batched tensors ``(N, *shape)``.
+"""Stateless NIR nodes as torch functions on batched tensors ``(N, *shape)`` (owned by compile/).
 
 One function per node type in a type -> function map (:data:`LINEAR_OPS`). These are
 the synapse-side semantics shared by the Norse reference simulator, the Lava lowering
