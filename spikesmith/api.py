@@ -140,6 +140,34 @@ def compile_model(model_path: str | Path, *, out: str | Path, to: str = "nir", d
     return io.write_nir(out, graph)
 
 
+def _model_graph(path: str | Path, *, type_check: bool = True) -> tuple[Any, dict]:
+    """(NIR graph, architecture description) of a NIR file or a model file ({} for a NIR file)."""
+    p = Path(path)
+    if p.suffix == ".nir":
+        return load_graph(p, type_check=type_check), {}
+    model, arch = load_model(p)
+    return export_model(model, dt=arch.get("dt"), encoding=arch.get("encoding")), arch
+
+
+def _dataset_batch(data: str, *, n: int, steps: int, seed: int, encoding: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` test samples of ``data`` as (x (T, n, ...) float64, labels)."""
+    from spikesmith.data import make_loaders
+
+    _, test, _ = make_loaders(data, batch_size=n, steps=steps, seed=seed, encoding=encoding)
+    xb, yb = next(iter(test))
+    return np.asarray(xb, dtype=np.float64), np.asarray(yb)
+
+
+def _check_input_shape(graph, x: np.ndarray, where) -> None:
+    """Raise InputError naming ``where`` unless ``x`` is (T, B, *graph input shape)."""
+    from spikesmith.compile.graph import flatten
+
+    flat = flatten(graph)
+    in_shape = flat.output_shape(flat.inputs[0])
+    if x.ndim != 2 + len(in_shape) or tuple(x.shape[2:]) != in_shape:
+        raise InputError(f"{where}: input has shape {x.shape}; expected (T, B, {', '.join(map(str, in_shape))})")
+
+
 def compile_to_lava(model_path: str | Path, *, out_dir: str | Path, fixed_point: bool = False, verify: int = 16,
                     dt: float | None = None, data: str | None = None, steps: int | None = None, seed: int = 0,
                     fixed_tolerance: float = 0.9, rate: float = 0.2, type_check: bool = True):
@@ -155,25 +183,15 @@ def compile_to_lava(model_path: str | Path, *, out_dir: str | Path, fixed_point:
 
     if verify < 1:
         raise InputError(f"--verify must be at least 1, got {verify}")
-    p = Path(model_path)
-    arch: dict = {}
-    if p.suffix == ".nir":
-        graph = load_graph(p, type_check=type_check)
-    else:
-        model, arch = load_model(p)
-        graph = export_model(model, dt=arch.get("dt"), encoding=arch.get("encoding"))
+    graph, arch = _model_graph(model_path, type_check=type_check)
     dt, notice = resolve_dt(graph, dt)
-    flat = flatten(graph)
-    in_shape = flat.output_shape(flat.inputs[0])
     labels = None
     if data is not None:
-        from spikesmith.data import make_loaders
-
-        _, test, _ = make_loaders(data, batch_size=verify, steps=steps or int(arch.get("steps", 8)), seed=seed,
-                                  encoding=arch.get("encoding") or graph_encoding(graph))
-        xb, yb = next(iter(test))
-        x, labels = np.asarray(xb, dtype=np.float64), np.asarray(yb)
+        x, labels = _dataset_batch(data, n=verify, steps=steps or int(arch.get("steps", 8)), seed=seed,
+                                   encoding=arch.get("encoding") or graph_encoding(graph))
     else:
+        flat = flatten(graph)
+        in_shape = flat.output_shape(flat.inputs[0])
         rng = np.random.default_rng(seed)
         x = (rng.random((steps or int(arch.get("steps", 20)), verify, *in_shape)) < rate).astype(np.float64)
     result = run_verify(graph, x, dt=dt, fixed_point=fixed_point, fixed_tolerance=fixed_tolerance, labels=labels)
@@ -262,13 +280,7 @@ def run_file(graph_path: str | Path, input_path: str | Path, *, target: str, out
     graph = load_graph(graph_path, type_check=type_check)
     x = io.load_array(input_path)
     dt, notice = resolve_dt(graph, dt)
-    from spikesmith.compile.graph import flatten
-
-    in_shape = flatten(graph).output_shape(next(iter(graph.inputs)))
-    if x.ndim != 2 + len(in_shape) or tuple(x.shape[2:]) != in_shape:
-        raise InputError(
-            f"{input_path}: input has shape {x.shape}; expected (T, B, {', '.join(map(str, in_shape))})"
-        )
+    _check_input_shape(graph, x, input_path)
     trace = simulate(graph, x, target=target, dt=dt, record=False)
     io.save_array(out, trace.output)
     return trace, notice
@@ -284,35 +296,20 @@ def energy_report(model_path: str | Path, *, out_dir: str | Path, data: str | No
     reported too). The ANN baseline is ``baseline`` (ONNX) or the graph's ANN twin.
     Returns (summary, written files).
     """
-    from spikesmith.compile.graph import flatten
     from spikesmith.energy import make_report, write_report
     from spikesmith.targets.onnx import export_ann_twin
 
     if (data is None) == (input_path is None):
         raise InputError("give exactly one of --data NAME or --input X.npy")
-    p = Path(model_path)
-    arch: dict = {}
-    if p.suffix == ".nir":
-        graph = load_graph(p)
-    else:
-        model, arch = load_model(p)
-        graph = export_model(model, dt=arch.get("dt"), encoding=arch.get("encoding"))
+    graph, arch = _model_graph(model_path)
     dt, notice = resolve_dt(graph, dt)
     labels = None
     if input_path is not None:
         x = io.load_array(input_path).astype(np.float64)
     else:
-        from spikesmith.data import make_loaders
-
-        steps = steps or int(arch.get("steps", 8))
-        _, test, _ = make_loaders(data, batch_size=samples, steps=steps, seed=0,
-                                  encoding=encoding or arch.get("encoding") or graph_encoding(graph))
-        xb, yb = next(iter(test))
-        x, labels = np.asarray(xb, dtype=np.float64), np.asarray(yb)
-    flat = flatten(graph)
-    in_shape = flat.output_shape(flat.inputs[0])
-    if x.ndim != 2 + len(in_shape) or tuple(x.shape[2:]) != in_shape:
-        raise InputError(f"{input_path or data}: input has shape {x.shape}; expected (T, B, {', '.join(map(str, in_shape))})")
+        x, labels = _dataset_batch(data, n=samples, steps=steps or int(arch.get("steps", 8)), seed=0,
+                                   encoding=encoding or arch.get("encoding") or graph_encoding(graph))
+    _check_input_shape(graph, x, input_path or data)
     trace = simulate(graph, x, target=target, dt=dt)
     accuracy = None if labels is None else float((trace.output.sum(0).argmax(-1) == labels).mean())
     out = Path(out_dir)

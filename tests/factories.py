@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import nir
 import numpy as np
-import pytest
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "nir-corpus"
 
@@ -44,3 +44,14 @@ def spikes(shape, p=0.3, seed=0) -> np.ndarray:
     return (np.random.default_rng(seed).random(shape) < p).astype(np.float64)
 
 
+
+
+@dataclass(eq=False)
+class Custom(nir.NIRNode):
+    """A node type from a third-party NIR extension (no target supports it)."""
+
+    size: int
+
+    def __post_init__(self):
+        self.input_type = {"input": np.array([self.size])}
+        self.output_type = {"output": np.array([self.size])}

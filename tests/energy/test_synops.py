@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import nir
 import numpy as np
 import pytest
 
+from factories import Custom
 from spikesmith.energy import count_ops
 from spikesmith.errors import InputError, UnsupportedNodeError
 
@@ -193,15 +193,6 @@ def test_missing_activity_names_the_node(make_trace, lif):
         count_ops(g, t)
 
 
-@dataclass(eq=False)
-class Custom(nir.NIRNode):
-    """A node type from a third-party NIR extension."""
-
-    size: int
-
-    def __post_init__(self):
-        self.input_type = {"input": np.array([self.size])}
-        self.output_type = {"output": np.array([self.size])}
 
 
 def test_unknown_node_type_is_named(make_trace, lif):

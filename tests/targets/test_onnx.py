@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import nir
 import numpy as np
@@ -12,20 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from factories import Custom
 from spikesmith.energy import count_onnx_macs
 from spikesmith.errors import GraphError, UnsupportedNodeError
 from spikesmith.targets.onnx import META_NODE_MAP, META_NOTES, ann_twin, export_ann_twin
 
 
-@dataclass(eq=False)
-class Custom(nir.NIRNode):
-    """A node type from a third-party NIR extension."""
-
-    size: int
-
-    def __post_init__(self):
-        self.input_type = {"input": np.array([self.size])}
-        self.output_type = {"output": np.array([self.size])}
 
 
 def _ones(shape):
