@@ -330,17 +330,29 @@ def _ancestors(n: str, pred_f, pred_b, pops) -> set[str]:
     return seen
 
 
-def _as_dense(c: Connection, pops) -> Connection:
-    """The dense matrix of a conv connection."""
+def conv_matrix(weight, conv: dict, src_shape: tuple[int, ...]) -> np.ndarray:
+    """The (dst, src) matrix, NIR flat order, of a convolution with ``weight`` and geometry ``conv``."""
     import torch.nn.functional as F
 
-    src_shape = pops[c.src].shape
     n = int(np.prod(src_shape))
     eye = torch.eye(n, dtype=torch.float64).reshape(n, *src_shape)
-    w = torch.as_tensor(c.weight)
-    y = F.conv2d(eye, w, stride=c.conv["stride"], padding=c.conv["padding"], dilation=c.conv["dilation"],
-                 groups=c.conv["groups"])
-    return Connection(src=c.src, dst=c.dst, kind="dense", weight=y.reshape(n, -1).numpy().T.copy(),
+    y = F.conv2d(eye, torch.as_tensor(np.asarray(weight, dtype=np.float64)), stride=conv["stride"],
+                 padding=conv["padding"], dilation=conv["dilation"], groups=conv["groups"])
+    return y.reshape(n, -1).numpy().T.copy()
+
+
+def dense_weight(c: Connection, plan: Plan, *, quantised: bool = False) -> np.ndarray:
+    """Connection ``c`` as a dense (dst, src) matrix: its float weights, or its integer mantissas."""
+    w = c.q_weight if quantised else c.weight
+    if c.kind == "dense":
+        return w
+    m = conv_matrix(w, c.conv, plan.populations[c.src].shape)
+    return np.round(m).astype(np.int64) if quantised else m
+
+
+def _as_dense(c: Connection, pops) -> Connection:
+    """The dense equivalent of a conv connection."""
+    return Connection(src=c.src, dst=c.dst, kind="dense", weight=conv_matrix(c.weight, c.conv, pops[c.src].shape),
                       recurrent=c.recurrent, graded=c.graded, nodes=c.nodes)
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spikesmith.compile.plan import Connection, Plan
+from spikesmith.compile.plan import Connection, Plan, dense_weight
 from spikesmith.errors import GraphError
 
 UV_LIMIT = 2**23
@@ -218,6 +218,9 @@ def emulate(plan: Plan, x: np.ndarray, *, fixed: bool) -> dict[str, dict[str, np
         state[name] = {k: np.zeros((batch, n), dtype=np.int64 if fixed else np.float64) for k in ("u", "v", "s")}
         out[name] = {k: np.zeros((steps, batch, n)) for k in ("u", "v", "s")}
     conns = plan.connections + plan.bias_connections
+    # dense (dst, src) matrices once, not at every step
+    matrices = {id(c): (dense_weight(c, plan, quantised=True).astype(np.int64) if fixed else dense_weight(c, plan))
+                for c in conns}
     prev_s = {n: np.zeros((batch, plan.populations[n].size)) for n in state}
     for t in range(steps):
         cur = {plan.input: flat_x[t], "__ones__": np.ones((batch, 1))}
@@ -230,14 +233,11 @@ def emulate(plan: Plan, x: np.ndarray, *, fixed: bool) -> dict[str, dict[str, np
                 if c.dst != name:
                     continue
                 src = prev_s[c.src] if c.recurrent else cur[c.src]
-                w = c.weight if c.kind == "dense" else None
                 if fixed:
-                    wq = _dense_of(c, plan, quantised=True)
-                    acc = (src.astype(np.int64) @ wq.T.astype(np.int64))
+                    acc = src.astype(np.int64) @ matrices[id(c)].T
                     a += acc << c.q_exp if c.q_exp >= 0 else acc >> -c.q_exp
                 else:
-                    w = w if w is not None else _dense_of(c, plan, quantised=False)
-                    a += src @ w.T
+                    a += src @ matrices[id(c)].T
             if fixed:
                 du = 4096 - (pop.q_du + 1)
                 u = np.sign(st["u"] * du) * (np.abs(st["u"] * du) >> 12) + (a << 6)
@@ -261,20 +261,3 @@ def emulate(plan: Plan, x: np.ndarray, *, fixed: bool) -> dict[str, dict[str, np
             out[name]["s"][t] = s
         prev_s = {n: cur[n] for n in state}
     return out
-
-
-def _dense_of(c: Connection, plan: Plan, *, quantised: bool) -> np.ndarray:
-    """The connection as a dense (dst, src) matrix in NIR flat order."""
-    w = c.q_weight if quantised else c.weight
-    if c.kind == "dense":
-        return w
-    import torch
-    import torch.nn.functional as F
-
-    src_shape = plan.populations[c.src].shape
-    n = int(np.prod(src_shape))
-    eye = torch.eye(n, dtype=torch.float64).reshape(n, *src_shape)
-    y = F.conv2d(eye, torch.as_tensor(np.asarray(w, dtype=np.float64)), stride=c.conv["stride"],
-                 padding=c.conv["padding"], dilation=c.conv["dilation"], groups=c.conv["groups"])
-    out = y.reshape(n, -1).numpy().T
-    return np.round(out).astype(np.int64) if quantised else out

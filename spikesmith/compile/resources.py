@@ -14,21 +14,12 @@ import math
 
 import numpy as np
 
-from spikesmith.compile.plan import Plan
+from spikesmith.compile.plan import Plan, dense_weight
 
 CORES_PER_CHIP = 128
 NEURONS_PER_CORE = 8192  # 128 x 8192 = 1,048,576: the brief's "1 million neurons"
 SYNAPSES_PER_CORE = 120_000_000 // 128
 SOURCE = "Intel Loihi 2 product brief (2021): 128 cores, 1M neurons, 120M synapses per chip; evenly divided per core"
-
-
-def _synapses(c, plan: Plan) -> int:
-    if c.kind == "conv":
-        # a convolution stores its kernel once per core (weight sharing), but count connections made
-        from spikesmith.compile.quantise import _dense_of
-
-        return int(np.count_nonzero(_dense_of(c, plan, quantised=False)))
-    return int(np.count_nonzero(c.weight))
 
 
 def estimate(plan: Plan) -> dict:
@@ -40,13 +31,12 @@ def estimate(plan: Plan) -> dict:
     for name, pop in plan.populations.items():
         if pop.kind == "input":
             continue
-        syn = sum(_synapses(c, plan) for c in incoming.get(name, []))
-        fan_in = 0
+        syn = fan_in = 0
         for c in incoming.get(name, []):
-            from spikesmith.compile.quantise import _dense_of
-
-            dense = c.weight if c.kind == "dense" else _dense_of(c, plan, quantised=False)
-            fan_in += int(np.count_nonzero(dense, axis=1).max(initial=0))
+            # a convolution shares its kernel, but every connection it makes is counted
+            nonzero = np.count_nonzero(dense_weight(c, plan), axis=1)
+            syn += int(nonzero.sum())
+            fan_in += int(nonzero.max(initial=0))
         cores = max(1, math.ceil(pop.size / NEURONS_PER_CORE), math.ceil(syn / SYNAPSES_PER_CORE))
         rows.append({"population": name, "neurons": pop.size, "synapses": syn, "max_fan_in": fan_in, "cores": cores})
     total_cores = sum(r["cores"] for r in rows)
