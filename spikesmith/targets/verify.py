@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import nir
@@ -92,7 +91,8 @@ def verify(graph: nir.NIRGraph, x: np.ndarray, *, dt: float, fixed_point: bool =
 
     flat = flatten(graph)
     ref = reference(flat, x, dt=dt)
-    lv = lava(flat, x, dt=dt)
+    plan = build_plan(flat, dt)
+    lv = lava(flat, x, dt=dt, plan=plan)
     from spikesmith.compile.graph import NEURON_TYPES
 
     # compare what the hardware produces: neuron populations and the graph's output
@@ -102,16 +102,15 @@ def verify(graph: nir.NIRGraph, x: np.ndarray, *, dt: float, fixed_point: bool =
     quant, deviation = [], {}
     per_sample = {"norse": ref.per_sample_seconds(), "lava-float": lv.per_sample_seconds()}
     traces = {"norse": ref, "lava-float": lv}
-    plan = build_plan(flat, dt)
     if fixed_point:
-        lf = lava(flat, x, dt=dt, fixed_point=True)
+        qplan, qreport = quantise(plan, QuantConfig(), x)
+        lf = lava(flat, x, dt=dt, fixed_point=True, plan=qplan)
         traces["lava-fixed"] = lf
         comps.append(compare(lv, lf, nodes, flat.outputs[0]))
         comps.append(compare(ref, lf, nodes, flat.outputs[0]))
         fixed_ok = comps[1].output >= fixed_tolerance
-        quant = lf.meta.get("quantisation", [])
+        quant = [r.to_dict() for r in qreport]
         per_sample["lava-fixed"] = lf.per_sample_seconds()
-        qplan, _ = quantise(plan, QuantConfig(), x)
         fl, fx = emulate(plan, x, fixed=False), emulate(qplan, x, fixed=True)
         # the emulator reproduces Lava's fixed-point spikes exactly; its membranes give the deviation
         deviation = {n: float(np.abs(fl[n]["v"] - fx[n]["v"]).max(initial=0.0)) for n in fl}

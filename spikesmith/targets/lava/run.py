@@ -23,11 +23,14 @@ def simulate(
     fixed_point: bool = False,
     record: bool = True,
     quant=None,
+    plan=None,
 ) -> Trace:
     """Simulate ``graph`` on Lava for input ``x`` (T, B, *input_shape); returns the :class:`Trace`.
 
     ``fixed_point`` quantises the plan to Loihi's integer formats (``quant``: a QuantConfig)
     and runs Lava's bit-accurate models; ``trace.meta["quantisation"]`` holds the per-layer report.
+    ``plan``: a plan already built for this graph (already quantised for ``fixed_point``), so
+    callers that run several targets build and quantise it once.
     """
     t0 = time.perf_counter()
     flat = graph if isinstance(graph, FlatGraph) else flatten(graph)
@@ -35,9 +38,12 @@ def simulate(
     in_shape = flat.output_shape(flat.inputs[0])
     if x.ndim != 2 + len(in_shape) or tuple(x.shape[2:]) != in_shape:
         raise GraphError(f"input has shape {x.shape}; the graph expects (T, B, {', '.join(map(str, in_shape))})")
-    plan = build_plan(flat, dt)
     qreport = None
-    if fixed_point:
+    if plan is None:
+        plan = build_plan(flat, dt)
+    elif fixed_point and not hasattr(plan, "q_input_scale"):
+        raise GraphError("a fixed-point run needs a quantised plan (spikesmith.compile.quantise)")
+    if fixed_point and not hasattr(plan, "q_input_scale"):
         from spikesmith.compile.quantise import QuantConfig, quantise
 
         plan, qreport = quantise(plan, quant or QuantConfig(), x)
