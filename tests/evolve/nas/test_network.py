@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from spikesmith.evolve.fitness import seeded_torch
-from spikesmith.evolve.nas.network import NasNet, SignedConv, build_nas_net, wire
+from spikesmith.evolve.nas.network import SignedConv, build_nas_net, wire
 from spikesmith.evolve.nas.space import NasSpace
 
-from conftest import calibrate, genome_with
+from conftest import genome_with
 
 
 def test_every_forward_path_into_a_population_has_equal_depth():
