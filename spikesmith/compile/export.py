@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spikesmith.compile.graph import META_DT, META_RESET, META_VERSION
+from spikesmith.compile.graph import META_DT, META_RESET, META_RESET_TIMING, META_VERSION
 from spikesmith.compile.passes import fold_batch_norm
 from spikesmith.errors import GraphError
 
@@ -116,5 +116,5 @@ def export_snn(model, *, dt: float | None = None, name: str = "spikesmith") -> n
     nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
     order.append("output")
     edges = list(zip(order[:-1], order[1:]))
-    metadata = {META_DT: dt, META_RESET: "value", META_VERSION: 1, "spikesmith.name": name}
+    metadata = {META_DT: dt, META_RESET: "value", META_RESET_TIMING: "immediate", META_VERSION: 1, "spikesmith.name": name}
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)

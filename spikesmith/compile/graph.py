@@ -18,7 +18,8 @@ from spikesmith.errors import GraphError
 
 #: graph metadata keys spikesmith writes and reads back
 META_DT = "spikesmith.dt"
-META_RESET = "spikesmith.reset"
+META_RESET = "spikesmith.reset"  # "value" (to v_reset, NIR's reset) | "subtract"
+META_RESET_TIMING = "spikesmith.reset_timing"  # "immediate" (NIR's) | "delayed" (snnTorch's)
 META_VERSION = "spikesmith.version"
 DEFAULT_DT = 1e-3
 
@@ -117,6 +118,70 @@ def graph_dt(graph: nir.NIRGraph) -> float | None:
     if not np.isfinite(dt) or dt <= 0:
         raise GraphError(f"graph metadata '{META_DT}' = {dt} must be a positive number of seconds")
     return dt
+
+
+RESET_MODES = ("value", "subtract")
+RESET_TIMINGS = ("immediate", "delayed")
+
+
+@dataclass(frozen=True)
+class ResetRule:
+    """What a spiking neuron does after it fires.
+
+    ``mode``: "value" sets v to v_reset (the only reset NIR expresses); "subtract" lowers v by
+    v_threshold - v_reset (reset by subtraction, e.g. snnTorch's default; NIR cannot carry it).
+    ``timing``: "immediate" applies the reset in the step of the spike (NIR, Norse, Lava);
+    "delayed" applies it one step later, as snnTorch's neurons do (the reset decided from
+    step t's membrane acts on step t+1's update). See :mod:`spikesmith.compile.units`.
+    """
+
+    mode: str = "value"
+    timing: str = "immediate"
+
+    def __post_init__(self) -> None:
+        if self.mode not in RESET_MODES:
+            raise GraphError(f"reset mode {self.mode!r} is not one of {', '.join(RESET_MODES)}")
+        if self.timing not in RESET_TIMINGS:
+            raise GraphError(f"reset timing {self.timing!r} is not one of {', '.join(RESET_TIMINGS)}")
+
+    @property
+    def is_nir(self) -> bool:
+        """True for NIR's own semantics (reset to v_reset in the step of the spike)."""
+        return self.mode == "value" and self.timing == "immediate"
+
+    def describe(self) -> str:
+        what = "to v_reset" if self.mode == "value" else "by subtraction"
+        return f"reset {what}, {self.timing}"
+
+
+def _meta_str(meta: dict, key: str) -> str | None:
+    value = meta.get(key)
+    if value is None:
+        return None
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(-1)[0]
+    if isinstance(value, (bytes, np.bytes_)):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str):
+        raise GraphError(f"graph metadata '{key}' = {value!r} is not a string")
+    return value
+
+
+def graph_reset(graph) -> ResetRule | None:
+    """The reset rule stored in a graph's (or flat graph's) metadata, or None when it stores none.
+
+    Raises GraphError naming the metadata field when a stored value is not understood.
+    """
+    meta = getattr(graph, "metadata", None) or {}
+    mode, timing = _meta_str(meta, META_RESET), _meta_str(meta, META_RESET_TIMING)
+    if mode is None and timing is None:
+        return None
+    if mode is not None and mode not in RESET_MODES:
+        raise GraphError(f"graph metadata '{META_RESET}' = {mode!r}: expected one of {', '.join(RESET_MODES)}")
+    if timing is not None and timing not in RESET_TIMINGS:
+        raise GraphError(
+            f"graph metadata '{META_RESET_TIMING}' = {timing!r}: expected one of {', '.join(RESET_TIMINGS)}")
+    return ResetRule(mode=mode or "value", timing=timing or "immediate")
 
 
 def _inline(graph: nir.NIRGraph, prefix: str, nodes: dict, edges: list) -> tuple[list[str], list[str]]:

@@ -6,8 +6,8 @@ between two populations is composed into one connection. A connection is a singl
 ``dense`` matrix computed by pushing a basis through the chain (exact: the chain is
 linear). Neuron parameters are normalised so every population has threshold 1 and
 reset 0 (v' = (v - v_reset) / (v_th - v_reset)), and folded into Lava's LIF form
-(see :mod:`spikesmith.compile.units`): per-population du, dv, per-neuron bias and
-input gains already multiplied into the weights.
+(see :mod:`spikesmith.compile.units`): per-neuron du, dv and bias, input gains already
+multiplied into the weights, and the reset rule (subtraction, delayed reset).
 
 Timing: each connection process adds one step of latency on Lava (synapses deliver at
 the next step); a back edge carries one step of delay by definition. A population's
@@ -23,7 +23,8 @@ import nir
 import numpy as np
 import torch
 
-from spikesmith.compile.graph import FlatGraph
+from spikesmith.compile.graph import FlatGraph, ResetRule, graph_reset
+from spikesmith.compile.units import check_time_constant, effective_reset
 from spikesmith.errors import GraphError, UnsupportedNodeError
 from spikesmith.compile.ops import LINEAR_OPS, conv_padding
 
@@ -40,14 +41,16 @@ class Population:
     kind: str  # "input" | "lif"
     node_type: str
     shape: tuple[int, ...]  # NIR shape (without time and batch)
-    du: float = 1.0
-    dv: float = 0.0
+    du: np.ndarray | None = None  # per neuron, NIR flat order (Lava's du: dt/tau_syn, 1 without a current)
+    dv: np.ndarray | None = None  # per neuron (dt/tau_mem, 0 for IF)
     vth: float = 1.0  # normalised; inf for non-spiking populations
     bias: np.ndarray | None = None  # per neuron, NIR flat order, added to v each step
     scale: np.ndarray | None = None  # v_th - v_reset per neuron (to map v' back to volts)
     offset: np.ndarray | None = None  # v_reset per neuron
     gain: np.ndarray | None = None  # per neuron multiplier for incoming weights
     spiking: bool = True
+    subtract: bool = False  # reset by subtraction (v' -= 1) instead of to 0
+    delayed: bool = False  # the reset acts one step after the spike (snnTorch)
     lag: int = 0
 
     @property
@@ -91,21 +94,12 @@ class Plan:
     readouts: list[Readout]
     input: str
     bias_connections: list[Connection] = field(default_factory=list)  # from a constant-1 source
+    reset: ResetRule = field(default_factory=ResetRule)
 
     @property
     def max_lag(self) -> int:
         lags = [p.lag for p in self.populations.values()] + [r.lag for r in self.readouts]
         return max(lags, default=0)
-
-
-def _uniform(value, name: str, field_name: str) -> float:
-    arr = np.asarray(value, dtype=np.float64).reshape(-1)
-    if not np.allclose(arr, arr[0], rtol=1e-9, atol=0):
-        raise GraphError(
-            f"node '{name}': field '{field_name}' differs between neurons ({arr.min():g}..{arr.max():g}); "
-            "a Lava LIF population has one decay, so split the population"
-        )
-    return float(arr[0])
 
 
 def _finite(node, name: str) -> None:
@@ -119,7 +113,7 @@ def _finite(node, name: str) -> None:
             raise GraphError(f"node '{name}': field '{f}' contains NaN or inf")
 
 
-def _population(name: str, node, shape: tuple[int, ...], dt: float) -> Population:
+def _population(name: str, node, shape: tuple[int, ...], dt: float, reset: ResetRule = ResetRule()) -> Population:
     """Lava LIF parameters for a NIR neuron node, normalised to threshold 1 / reset 0."""
     _finite(node, name)
     n = int(np.prod(shape))
@@ -142,35 +136,44 @@ def _population(name: str, node, shape: tuple[int, ...], dt: float) -> Populatio
             raise GraphError(f"node '{name}': Threshold must be positive for Lava (got {scale.min():g})")
     else:
         scale, v_reset = np.ones(n), np.zeros(n)
-    du, dv = 1.0, 0.0
+    du, dv = np.ones(n), np.zeros(n)
     gain = r / scale
     const = np.zeros(n)
+    for f in ("tau", "tau_mem", "tau_syn"):
+        if getattr(node, f, None) is not None:
+            check_time_constant(name, f, per(f), dt)
     if t in (nir.LIF, nir.LI):
-        tau = _uniform(node.tau, name, "tau")
-        dv = dt / tau
+        dv = dt / per("tau")
         gain = gain * dv
         const = dv * (per("v_leak", 0.0) - v_reset) / scale
     elif t in (nir.CubaLIF, nir.CubaLI):
-        dv = dt / _uniform(node.tau_mem, name, "tau_mem")
-        du = dt / _uniform(node.tau_syn, name, "tau_syn")
+        dv = dt / per("tau_mem")
+        du = dt / per("tau_syn")
         gain = gain * dv * du * per("w_in", 1.0)
         const = dv * (per("v_leak", 0.0) - v_reset) / scale
     elif t is nir.Threshold:
-        dv, gain = 1.0, 1.0 / scale
+        dv, gain = np.ones(n), 1.0 / scale
     # IF and I: dv = 0, du = 1, gain r/scale
-    if not (0 <= dv <= 1 and 0 < du <= 1):
+    if not (np.all((0 <= dv) & (dv <= 1)) and np.all((0 < du) & (du <= 1))):
         raise GraphError(
-            f"node '{name}': time constants give decays du={du:g}, dv={dv:g} per step at dt={dt:g} s; "
-            "forward Euler needs 0 < dt/tau <= 1 (use a smaller --dt)"
+            f"node '{name}': time constants give decays du={du.min():g}..{du.max():g}, dv={dv.min():g}..{dv.max():g} "
+            f"per step at dt={dt:g} s; forward Euler needs 0 < dt/tau <= 1 (use a smaller --dt)"
         )
     spiking = t in SPIKING
+    subtract, delayed = effective_reset(t.__name__, reset)
+    if subtract and np.any(v_reset != 0):
+        raise GraphError(f"node '{name}': reset by subtraction needs v_reset = 0 (it subtracts v_threshold)")
     return Population(name=name, kind="lif", node_type=t.__name__, shape=shape, du=du, dv=dv,
                       vth=1.0 if spiking else float("inf"), bias=const, scale=scale, offset=v_reset,
-                      gain=gain, spiking=spiking)
+                      gain=gain, spiking=spiking, subtract=subtract, delayed=delayed)
 
 
-def build_plan(flat: FlatGraph, dt: float) -> Plan:
-    """Plan the populations and connections of ``flat`` at time step ``dt`` (seconds)."""
+def build_plan(flat: FlatGraph, dt: float, reset: ResetRule | None = None) -> Plan:
+    """Plan the populations and connections of ``flat`` at time step ``dt`` (seconds).
+
+    ``reset``: the neurons' reset rule; by default the graph's stored one, else NIR's.
+    """
+    reset = reset or graph_reset(flat) or ResetRule()
     if len(flat.inputs) != 1:
         raise GraphError(f"graph has {len(flat.inputs)} Input nodes {flat.inputs}; one is supported")
     pops: dict[str, Population] = {}
@@ -178,7 +181,7 @@ def build_plan(flat: FlatGraph, dt: float) -> Plan:
     pops[inp] = Population(name=inp, kind="input", node_type="Input", shape=flat.output_shape(inp))
     for name, node in flat.nodes.items():
         if isinstance(node, POPULATION_TYPES):
-            pops[name] = _population(name, node, flat.output_shape(name), dt)
+            pops[name] = _population(name, node, flat.output_shape(name), dt, reset)
         elif type(node) not in LINEAR_OPS:
             raise UnsupportedNodeError(
                 f"node '{name}': type {type(node).__name__} cannot be lowered to Lava (supported: "
@@ -292,7 +295,7 @@ def build_plan(flat: FlatGraph, dt: float) -> Plan:
                 dense = _as_dense(c, pops)
                 c.kind, c.conv, c.weight = "dense", {}, dense.weight * pop.gain[:, None]
         drive = offset * pop.gain
-        if pop.du < 1.0 and np.any(drive != 0):
+        if np.any(pop.du < 1.0) and np.any(drive != 0):
             # a constant input into a synaptic current must pass through the current (du < 1)
             bias_conns.append(Connection(src="__ones__", dst=name, kind="dense", weight=drive[:, None].copy(),
                                          graded=True))
@@ -315,7 +318,7 @@ def build_plan(flat: FlatGraph, dt: float) -> Plan:
 
     _assign_lags(pops, connections, readouts)
     return Plan(dt=dt, populations=pops, connections=connections, readouts=readouts, input=inp,
-                bias_connections=bias_conns)
+                bias_connections=bias_conns, reset=reset)
 
 
 def _ancestors(n: str, pred_f, pred_b, pops) -> set[str]:

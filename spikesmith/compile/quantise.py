@@ -4,7 +4,8 @@ Loihi's LIF (as Lava's bit-accurate models compute it):
 
     u <- wrap24( round0(u * (4096 - (du + 1)) / 4096) + (a_in << 6) )
     v <- clip24( round0(v * (4096 - dv) / 4096) + u + (bias_mant << bias_exp) )
-    spike if v > (vth << 6); then v <- 0
+    spike if v > (vth << 6); then v <- 0 (or v <- v - (vth << 6) for reset by subtraction;
+    a delayed reset acts after the next step's integration instead)
 
 with 12-bit ``du``/``dv`` registers (the current decay register has a +1 offset), 24-bit
 ``u``/``v`` (round0 = shift of the magnitude, i.e. rounding toward zero), 13-bit signed
@@ -102,6 +103,17 @@ def weight_mantissa(m: np.ndarray, *, allow_exp: bool = True) -> tuple[np.ndarra
     return w.astype(np.int64), -bits
 
 
+def _worst_index(requested: np.ndarray, realised: np.ndarray) -> int:
+    """Index of the neuron whose decay register realises its requested decay least exactly."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        err = np.where(requested > 0, np.abs(realised / requested - 1.0), np.abs(realised))
+    return int(np.argmax(err))
+
+
+def _worst(reg: np.ndarray, requested: np.ndarray, realised: np.ndarray) -> int:
+    return int(reg[_worst_index(requested, realised)])
+
+
 def _bias(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """13-bit signed mantissas and 3-bit exponents for integer biases ``b``."""
     exp = np.zeros(b.shape, dtype=np.int64)
@@ -164,14 +176,17 @@ def quantise(plan: Plan, cfg: QuantConfig = QuantConfig(), x: np.ndarray | None 
             denom = float(np.abs(c.weight).max(initial=0.0)) or 1.0
             row.weight_exp[c.src] = e
             row.weight_rel_error[c.src] = float(np.abs(realised - c.weight).max(initial=0.0) / denom)
-        du_reg = int(np.clip(round(pop.du * 4096) - 1, 0, 4095))
-        dv_reg = int(np.clip(round(pop.dv * 4096), 0, 4095))
-        row.du_reg, row.dv_reg = du_reg, dv_reg
-        if pop.du < 1:
-            row.tau_syn_requested_s, row.tau_syn_realised_s = dt / pop.du, dt / ((du_reg + 1) / 4096)
-        if pop.dv > 0:
-            row.tau_mem_requested_s = dt / pop.dv
-            row.tau_mem_realised_s = dt / (dv_reg / 4096) if dv_reg else float("inf")
+        du_reg = np.clip(np.round(pop.du * 4096) - 1, 0, 4095).astype(np.int64)
+        dv_reg = np.clip(np.round(pop.dv * 4096), 0, 4095).astype(np.int64)
+        # per-neuron registers; the report shows the neuron whose time constant moved most
+        row.du_reg, row.dv_reg = _worst(du_reg, pop.du, (du_reg + 1) / 4096.0), _worst(dv_reg, pop.dv, dv_reg / 4096.0)
+        if np.any(pop.du < 1):
+            i = _worst_index(pop.du, (du_reg + 1) / 4096.0)
+            row.tau_syn_requested_s, row.tau_syn_realised_s = dt / pop.du[i], dt / ((du_reg[i] + 1) / 4096)
+        if np.any(pop.dv > 0):
+            i = _worst_index(pop.dv, dv_reg / 4096.0)
+            row.tau_mem_requested_s = dt / pop.dv[i] if pop.dv[i] > 0 else float("inf")
+            row.tau_mem_realised_s = dt / (dv_reg[i] / 4096) if dv_reg[i] else float("inf")
         b = pop.bias * S
         mant, exp = _bias(b)
         realised_b = mant * 2.0**exp
@@ -247,16 +262,22 @@ def emulate(plan: Plan, x: np.ndarray, *, fixed: bool) -> dict[str, dict[str, np
                 bias = pop.q_bias_mant * (2 ** pop.q_bias_exp)
                 v = np.sign(st["v"] * dv) * (np.abs(st["v"] * dv) >> 12) + u + bias
                 v = np.clip(v, -UV_LIMIT + 1, UV_LIMIT - 1)
-                s = v > (pop.q_vth << 6)
+                vth = pop.q_vth << 6
+                s = v > vth
                 scale = pop.q_scale
             else:
                 u = st["u"] * (1 - pop.du) + a
                 v = st["v"] * (1 - pop.dv) + u + pop.bias
-                s = v > pop.vth
+                vth = pop.vth
+                s = v > vth
                 scale = 1.0
+            if pop.delayed:  # the reset of the previous step's spikes acts after this step's integration
+                v = np.where(st["s"] > 0, v - vth if pop.subtract else 0, v)
+                s = v > vth
             out[name]["u"][t], out[name]["v"][t] = u / scale, v / scale
-            v = np.where(s, 0, v)
-            st["u"], st["v"] = u, v
+            if not pop.delayed:
+                v = np.where(s, v - vth, v) if pop.subtract else np.where(s, 0, v)
+            st["u"], st["v"], st["s"] = u, v, s
             cur[name] = s.astype(np.float64)
             out[name]["s"][t] = s
         prev_s = {n: cur[n] for n in state}

@@ -10,7 +10,18 @@ time step ``dt`` (seconds), exactly as Norse's own NIR import composes its cells
 - IF:      v <- v + r*x        (per step, independent of dt: Norse's IAF and Sinabs' IF)
 - I:       v <- v + r*x        (the non-spiking integrator, same convention)
 - spike when v > v_threshold (strict), then v <- v_reset (reset to a value: the only reset NIR
-  can express; reset by subtraction is not representable and is reported as such).
+  can express).
+
+Two reset rules beyond NIR's (:class:`~spikesmith.compile.graph.ResetRule`, chosen with
+``--reset`` / ``--reset-timing`` or stored in the graph metadata):
+
+- reset by subtraction: v <- v - v_threshold instead of v <- v_reset (needs v_reset = 0);
+- delayed reset (snnTorch's neurons): the spike of step t is decided on the unreset membrane and
+  the reset acts on step t+1. For a CubaLIF (snnTorch's Synaptic) step t+1 integrates as usual and
+  then v <- v_reset (or v <- v - v_threshold), so the neuron cannot fire at t+1 and the input of
+  t+1 reaches only the current I. For a LIF or IF (snnTorch's Leaky) a delayed reset to a value
+  clears v *before* step t+1 integrates, which gives the same spikes as the immediate reset, so
+  it is run as immediate; a delayed subtraction acts after step t+1 integrates, for every type.
 
 Lava's LIF computes u <- u*(1-du) + a_in; v <- v*(1-dv) + u + bias; spike when v > vth,
 then v <- 0. Matching the two: du = dt/tau_syn (1 for a LIF without synaptic state),
@@ -21,6 +32,8 @@ constant drive (v_leak, biases) as Lava's bias. Norse's ``tau_mem_inv`` is 1/tau
 from __future__ import annotations
 
 import numpy as np
+
+from spikesmith.errors import GraphError
 
 
 def norse_tau_inv_to_tau(tau_mem_inv) -> np.ndarray:
@@ -51,3 +64,26 @@ def lava_decay_12bit(d) -> np.ndarray:
 def lava_decay_from_12bit(du) -> np.ndarray:
     """Decay fraction realised by a 12-bit Loihi decay register value."""
     return np.asarray(du, dtype=np.float64) / 4096.0
+
+
+def effective_reset(node_type: str, rule) -> tuple[bool, bool]:
+    """(subtract, delayed) for a neuron of NIR type ``node_type`` under a ResetRule ``rule``."""
+    if node_type not in ("LIF", "CubaLIF", "IF"):
+        return False, False  # Threshold is stateless; LI, CubaLI and I never fire
+    subtract = rule.mode == "subtract"
+    delayed = rule.timing == "delayed"
+    if delayed and not subtract and node_type in ("LIF", "IF"):
+        delayed = False  # snnTorch's Leaky clears v before integrating: same spikes as immediate
+    return subtract, delayed
+
+
+def check_time_constant(name: str, field_name: str, tau, dt: float) -> None:
+    """Reject a time constant shorter than ``dt``: forward Euler (dt/tau > 1) overshoots and diverges."""
+    tau = np.asarray(tau, dtype=np.float64)
+    if np.any(dt / tau > 1.0):
+        raise GraphError(
+            f"node '{name}': {field_name} = {tau.min():g} s is shorter than dt = {dt:g} s, where forward Euler is "
+            "unstable; use a smaller --dt (Norse 1.1.0's to_nir writes tau = dt/tau_mem_inv: export with "
+            "to_nir(..., dt=1.0) to store the time constant itself)"
+        )
+

@@ -5,7 +5,7 @@ from __future__ import annotations
 import nir
 import numpy as np
 
-from spikesmith.compile.graph import FlatGraph, flatten
+from spikesmith.compile.graph import FlatGraph, flatten, graph_dt, graph_reset
 from spikesmith.errors import GraphError, UnsupportedNodeError
 
 _ARRAY_FIELDS = ("weight", "bias", "scale", "tau", "tau_mem", "tau_syn", "r", "v_leak", "v_threshold", "v_reset",
@@ -15,11 +15,14 @@ _ARRAY_FIELDS = ("weight", "bias", "scale", "tau", "tau_mem", "tau_syn", "r", "v
 def validate(graph: nir.NIRGraph | FlatGraph, *, supported: set[str] | None = None) -> FlatGraph:
     """Check structure, parameters and shapes; returns the flattened graph.
 
-    Raises :class:`GraphError` naming the node, field or edge: dangling nodes, NaN/inf
+    Raises :class:`GraphError` naming the node, field or edge: unreadable spikesmith metadata
+    (time step, reset rule), dangling nodes, NaN/inf
     parameters, non-positive time constants, unsupported node types (when ``supported``
     names the types a target runs), and shape mismatches along an edge.
     """
     flat = graph if isinstance(graph, FlatGraph) else flatten(graph)
+    graph_dt(flat)  # the time step and reset rule spikesmith stores must read back
+    graph_reset(flat)
     for name, node in flat.nodes.items():
         kind = type(node).__name__
         if supported is not None and kind not in supported:

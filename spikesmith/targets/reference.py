@@ -19,7 +19,8 @@ from norse.torch.functional.iaf import IAFFeedForwardState, IAFParameters, iaf_f
 from norse.torch.functional.leaky_integrator_box import LIBoxParameters, LIBoxState, li_box_feed_forward_step
 from norse.torch.functional.lif_box import LIFBoxFeedForwardState, LIFBoxParameters, lif_box_feed_forward_step
 
-from spikesmith.compile.graph import FlatGraph, flatten
+from spikesmith.compile.graph import FlatGraph, ResetRule, flatten, graph_reset
+from spikesmith.compile.units import check_time_constant, effective_reset
 from spikesmith.errors import GraphError, UnsupportedNodeError
 from spikesmith.compile.ops import LINEAR_OPS, as_tensor
 from spikesmith.targets.trace import Trace
@@ -37,22 +38,36 @@ def _p(node, field: str, shape, dtype, device, default=None) -> torch.Tensor:
 class _Neuron:
     """One neuron population: parameters as tensors and a step function."""
 
-    def __init__(self, node: nir.NIRNode, name: str, shape, dtype, device):
+    def __init__(self, node: nir.NIRNode, name: str, shape, dtype, device, reset: ResetRule = ResetRule(),
+                 dt: float = 1e-3):
         self.node, self.name = node, name
+        for f in ("tau", "tau_mem", "tau_syn"):
+            if getattr(node, f, None) is not None:
+                check_time_constant(name, f, np.asarray(getattr(node, f), dtype=np.float64), dt)
         kw = dict(shape=shape, dtype=dtype, device=device)
         self.r = _p(node, "r", default=1.0, **kw)
         t = type(node)
+        self.subtract, self.delayed = effective_reset(t.__name__, reset)
+        self.own_reset = (self.subtract or self.delayed) and t in (nir.LIF, nir.CubaLIF, nir.IF)
+        if self.own_reset:
+            # Norse integrates (threshold at infinity: no spike, no reset); the reset rule is applied here
+            self.v_th = _p(node, "v_threshold", **kw)
+            self.v_reset = _p(node, "v_reset", default=0.0, **kw)
+            if self.subtract and bool(torch.any(self.v_reset != 0)):
+                raise GraphError(f"node '{name}': reset by subtraction needs v_reset = 0 (it subtracts v_threshold)")
+        v_th_norse = (lambda th: torch.full_like(th, float("inf"))) if self.own_reset else (lambda th: th)
         if t in (nir.LIF, nir.CubaLIF):
             tau = _p(node, "tau" if t is nir.LIF else "tau_mem", **kw)
             self.mem = LIFBoxParameters(
                 tau_mem_inv=1.0 / tau, v_leak=_p(node, "v_leak", **kw),
-                v_th=_p(node, "v_threshold", **kw), v_reset=_p(node, "v_reset", default=0.0, **kw),
+                v_th=v_th_norse(_p(node, "v_threshold", **kw)), v_reset=_p(node, "v_reset", default=0.0, **kw),
             )
         elif t in (nir.LI, nir.CubaLI):
             tau = _p(node, "tau" if t is nir.LI else "tau_mem", **kw)
             self.mem = LIBoxParameters(tau_mem_inv=1.0 / tau, v_leak=_p(node, "v_leak", **kw))
         elif t is nir.IF:
-            self.mem = IAFParameters(v_th=_p(node, "v_threshold", **kw), v_reset=_p(node, "v_reset", default=0.0, **kw))
+            self.mem = IAFParameters(v_th=v_th_norse(_p(node, "v_threshold", **kw)),
+                                     v_reset=_p(node, "v_reset", default=0.0, **kw))
         elif t is nir.Threshold:
             self.threshold = _p(node, "threshold", **kw)
         if t in (nir.CubaLIF, nir.CubaLI):
@@ -71,11 +86,13 @@ class _Neuron:
         v = state.get("v", torch.zeros_like(x))
         if t in (nir.LIF, nir.CubaLIF):
             z, s = lif_box_feed_forward_step(self.r * x, LIFBoxFeedForwardState(v=v), self.mem, dt)
-            state["v"] = s.v
-            return z
-        if t is nir.IF:
+        elif t is nir.IF:
             z, s = iaf_feed_forward_step(self.r * x, IAFFeedForwardState(v=v), self.mem, dt)
-            state["v"] = s.v
+        if t in (nir.LIF, nir.CubaLIF, nir.IF):
+            if self.own_reset:
+                z = self._reset(s.v, state)
+            else:
+                state["v"] = s.v
             return z
         if t in (nir.LI, nir.CubaLI):
             v, _ = li_box_feed_forward_step(self.r * x, LIBoxState(v=v), self.mem, dt)
@@ -85,6 +102,20 @@ class _Neuron:
             state["v"] = v + self.r * x
             return state["v"]
         raise UnsupportedNodeError(f"node '{self.name}': {t.__name__} has no neuron model")
+
+    def _reset(self, v: torch.Tensor, state: State) -> torch.Tensor:
+        """Threshold and reset the integrated membrane ``v`` under this neuron's reset rule."""
+        if self.delayed:  # the reset decided by the previous step's spike acts now
+            pending = state.get("pending")
+            if pending is not None:
+                v = v - pending * self.v_th if self.subtract else torch.where(pending > 0, self.v_reset, v)
+        z = (v > self.v_th).to(v.dtype)
+        if self.delayed:
+            state["pending"] = z
+        else:
+            v = v - z * self.v_th if self.subtract else torch.where(z > 0, self.v_reset, v)
+        state["v"] = v
+        return z
 
 
 NEURON_NODES = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.CubaLI, nir.I, nir.Threshold)
@@ -114,9 +145,14 @@ def simulate(
     device: str | torch.device = "cpu",
     record: bool = True,
     on_step: Callable[[int, int], None] | None = None,
+    reset: ResetRule | None = None,
 ) -> Trace:
-    """Simulate ``graph`` on input ``x`` shaped (T, B, *input_shape); returns the :class:`Trace`."""
+    """Simulate ``graph`` on input ``x`` shaped (T, B, *input_shape); returns the :class:`Trace`.
+
+    ``reset``: the neurons' reset rule; by default the one stored in the graph's metadata, else NIR's.
+    """
     flat = graph if isinstance(graph, FlatGraph) else flatten(graph)
+    reset = reset or graph_reset(flat) or ResetRule()
     check_supported(flat)
     if len(flat.inputs) != 1:
         raise GraphError(f"graph has {len(flat.inputs)} Input nodes {flat.inputs}; spikesmith runs graphs with one input")
@@ -131,7 +167,7 @@ def simulate(
     delays: dict[str, int] = {}
     for name, node in flat.nodes.items():
         if type(node) in NEURON_NODES:
-            neurons[name] = _Neuron(node, name, flat.output_shape(name), dtype, device)
+            neurons[name] = _Neuron(node, name, flat.output_shape(name), dtype, device, reset, dt)
         elif type(node) is nir.Delay:
             d = np.unique(np.round(np.asarray(node.delay, dtype=np.float64) / dt).astype(int))
             if len(d) != 1 or d[0] < 0:
@@ -196,4 +232,4 @@ def simulate(
     activity = {n: torch.stack(v).cpu().numpy() for n, v in rec.items() if v}
     out_name = flat.outputs[0]
     return Trace(target="norse", dt=dt, input=x_np, output=activity[out_name], activity=activity,
-                 seconds=seconds, meta={"dtype": str(dtype).replace("torch.", "")})
+                 seconds=seconds, meta={"dtype": str(dtype).replace("torch.", ""), "reset": reset.describe()})

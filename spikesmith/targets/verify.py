@@ -52,6 +52,7 @@ class Verification:
     samples: int
     steps: int
     dt: float
+    reset: str
     comparisons: list[Comparison]
     fixed_point: bool
     fixed_tolerance: float
@@ -76,12 +77,12 @@ class Verification:
 
 
 def verify(graph: nir.NIRGraph, x: np.ndarray, *, dt: float, fixed_point: bool = False,
-           fixed_tolerance: float = 0.9, labels: np.ndarray | None = None) -> Verification:
+           fixed_tolerance: float = 0.9, labels: np.ndarray | None = None, reset=None) -> Verification:
     """Run ``x`` (T, B, ...) through the Norse reference, Lava float and (optionally) Lava fixed point.
 
     Floating point must be spike-identical to the reference. Fixed point passes when its output
     spikes agree with floating point on at least ``fixed_tolerance`` of (time step, sample,
-    neuron) entries.
+    neuron) entries. ``reset``: the neurons' ResetRule (default: the graph's stored rule, else NIR's).
     """
     from spikesmith.compile.plan import build_plan
     from spikesmith.compile.quantise import QuantConfig, emulate, quantise
@@ -90,8 +91,8 @@ def verify(graph: nir.NIRGraph, x: np.ndarray, *, dt: float, fixed_point: bool =
     from spikesmith.targets.reference import simulate as reference
 
     flat = flatten(graph)
-    ref = reference(flat, x, dt=dt)
-    plan = build_plan(flat, dt)
+    plan = build_plan(flat, dt, reset)
+    ref = reference(flat, x, dt=dt, reset=plan.reset)
     lv = lava(flat, x, dt=dt, plan=plan)
     from spikesmith.compile.graph import NEURON_TYPES
 
@@ -117,7 +118,8 @@ def verify(graph: nir.NIRGraph, x: np.ndarray, *, dt: float, fixed_point: bool =
     accuracy = {}
     if labels is not None:
         accuracy = {k: float((t.output.sum(0).argmax(-1) == labels).mean()) for k, t in traces.items()}
-    return Verification(samples=int(x.shape[1]), steps=int(x.shape[0]), dt=dt, comparisons=comps,
+    return Verification(samples=int(x.shape[1]), steps=int(x.shape[0]), dt=dt, reset=plan.reset.describe(),
+                        comparisons=comps,
                         fixed_point=fixed_point, fixed_tolerance=fixed_tolerance, float_ok=comps[0].identical,
                         fixed_ok=fixed_ok, quantisation=quant, max_membrane_deviation=deviation,
                         resources=estimate(plan), seconds_per_sample=per_sample, accuracy=accuracy)

@@ -16,7 +16,7 @@ import nir
 import numpy as np
 import torch
 
-from spikesmith.compile.graph import META_DT, META_RESET, META_VERSION
+from spikesmith.compile.graph import META_DT, META_RESET, META_RESET_TIMING, META_VERSION
 from spikesmith.evolve.nas.network import INPUT, READOUT, NasNet
 
 
@@ -87,7 +87,7 @@ def export_nas(model: NasNet, *, dt: float | None = None, name: str = "spikesmit
     nodes["output"] = nir.Output(output_type={"output": np.array([wiring.num_classes])})
     edges += [(src.name, "readout.flatten"), ("readout.flatten", "readout.affine"), ("readout.affine", READOUT),
               (READOUT, "output")]
-    metadata = {META_DT: dt, META_RESET: "value", META_VERSION: 1, "spikesmith.name": name}
+    metadata = {META_DT: dt, META_RESET: "value", META_RESET_TIMING: "immediate", META_VERSION: 1, "spikesmith.name": name}
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
 
 

@@ -1,10 +1,11 @@
 """Lower a :class:`~spikesmith.compile.plan.Plan` to Lava processes and run it.
 
-One Lava process per population (``LIFReset``), per connection (``Dense`` or ``Conv``),
+One Lava process per population (:class:`~spikesmith.targets.lava.neurons.Neurons`: Lava's
+``LIFReset`` with per-neuron decays and the reset rules of :mod:`spikesmith.compile.units`), per connection (``Dense`` or ``Conv``),
 one ``RingBuffer`` source for the input (and one constant-one source when a synaptic
 current needs a bias) and ``RingBuffer`` sinks to record spikes. The network is
 compiled once; all samples of a batch run back to back in one Lava run, separated by
-``LIFReset``'s periodic state reset (every population resets at the step its sample
+the neurons' periodic state reset (every population resets at the step its sample
 starts, given its lag), so nothing is recompiled between samples. The Lava runtime is
 always stopped, on error too.
 
@@ -66,8 +67,8 @@ class LavaNetwork:
         from lava.proc.conv.process import Conv
         from lava.proc.dense.process import Dense
         from lava.proc.io.source import RingBuffer as Source
-        from lava.proc.lif.process import LIFReset
 
+        from spikesmith.targets.lava.neurons import Neurons
         from spikesmith.targets.lava.recorder import Recorder
 
         def Sink(*, shape, key, dtype):
@@ -90,16 +91,16 @@ class LavaNetwork:
             perm = lava_order(pop.shape)
             shape = lava_shape(pop.shape)
             if self.fixed_point:
-                params = dict(du=pop.q_du, dv=pop.q_dv, vth=pop.q_vth,
+                params = dict(du=pop.q_du[perm].reshape(shape), dv=pop.q_dv[perm].reshape(shape), vth=pop.q_vth,
                               bias_mant=pop.q_bias_mant[perm].reshape(shape),
                               bias_exp=pop.q_bias_exp[perm].reshape(shape))
             else:
-                params = dict(du=pop.du, dv=pop.dv, vth=pop.vth if pop.spiking else NEVER_FLOAT,
-                              bias_mant=pop.bias[perm].reshape(shape))
+                params = dict(du=pop.du[perm].reshape(shape), dv=pop.dv[perm].reshape(shape),
+                              vth=pop.vth if pop.spiking else NEVER_FLOAT, bias_mant=pop.bias[perm].reshape(shape))
             if not pop.spiking and self.fixed_point:
                 params["vth"] = NEVER_FIXED
-            procs[name] = LIFReset(shape=shape, reset_interval=period, reset_offset=(1 + pop.lag) % period,
-                                   name=name, **params)
+            procs[name] = Neurons(shape=shape, reset_interval=period, reset_offset=(1 + pop.lag) % period,
+                                  subtract=pop.subtract, delayed=pop.delayed, name=name, **params)
         self._connect_all(procs, Dense, Conv)
         ones = None
         for c in plan.bias_connections:

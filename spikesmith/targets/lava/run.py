@@ -24,6 +24,7 @@ def simulate(
     record: bool = True,
     quant=None,
     plan=None,
+    reset=None,
 ) -> Trace:
     """Simulate ``graph`` on Lava for input ``x`` (T, B, *input_shape); returns the :class:`Trace`.
 
@@ -31,6 +32,7 @@ def simulate(
     and runs Lava's bit-accurate models; ``trace.meta["quantisation"]`` holds the per-layer report.
     ``plan``: a plan already built for this graph (already quantised for ``fixed_point``), so
     callers that run several targets build and quantise it once.
+    ``reset``: the neurons' ResetRule (default: the graph's stored rule, else NIR's).
     """
     t0 = time.perf_counter()
     flat = graph if isinstance(graph, FlatGraph) else flatten(graph)
@@ -40,7 +42,7 @@ def simulate(
         raise GraphError(f"input has shape {x.shape}; the graph expects (T, B, {', '.join(map(str, in_shape))})")
     qreport = None
     if plan is None:
-        plan = build_plan(flat, dt)
+        plan = build_plan(flat, dt, reset)
     elif fixed_point and not hasattr(plan, "q_input_scale"):
         raise GraphError("a fixed-point run needs a quantised plan (spikesmith.compile.quantise)")
     if fixed_point and not hasattr(plan, "q_input_scale"):
@@ -66,6 +68,6 @@ def simulate(
     return Trace(
         target="lava-fixed" if fixed_point else "lava-float", dt=dt, input=x, output=output,
         activity=activity, seconds=info["run_seconds"], compile_seconds=total - info["run_seconds"],
-        meta={"lags": {n: p.lag for n, p in plan.populations.items()}, **info,
+        meta={"lags": {n: p.lag for n, p in plan.populations.items()}, "reset": plan.reset.describe(), **info,
               **({"quantisation": [r.to_dict() for r in qreport]} if qreport else {})},
     )

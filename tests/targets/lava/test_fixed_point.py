@@ -34,6 +34,25 @@ def test_lava_fixed_point_equals_the_emulator_bit_for_bit(neuron):
     assert lf.activity["n1"].mean() > 0.02
 
 
+@pytest.mark.parametrize("mode,timing", [("subtract", "immediate"), ("value", "delayed"), ("subtract", "delayed")])
+def test_fixed_point_reset_rules_and_per_neuron_decays_equal_the_emulator(mode, timing):
+    from spikesmith.compile.graph import ResetRule
+
+    g = ff_graph(seed=3, neuron="CubaLIF")
+    g.nodes["n1"].tau_mem = np.linspace(1.5e-3, 5e-3, 8)
+    g.nodes["n1"].tau_syn = np.linspace(4e-3, 1.2e-3, 8)
+    rule = ResetRule(mode=mode, timing=timing)
+    x = spikes((20, 3, 6), 0.5, seed=1)
+    lf = lava(g, x, dt=1e-3, fixed_point=True, reset=rule)
+    plan, report = quantise(build_plan(flatten(g), 1e-3, rule), QuantConfig(), x)
+    em = emulate(plan, x, fixed=True)
+    for name in em:
+        np.testing.assert_array_equal(lf.activity[name].reshape(em[name]["s"].shape), em[name]["s"], err_msg=name)
+    assert lf.activity["n1"].mean() > 0.02
+    # the report names the neuron whose decay register moved its time constant most
+    assert 1.2e-3 <= report[0].tau_syn_requested_s <= 4e-3
+
+
 def test_float_emulator_matches_reference():
     g = ff_graph(seed=5, neuron="CubaLIF")
     x = spikes((20, 2, 6), 0.5, seed=2)
