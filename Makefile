@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml requirements.lock Makefile
 	$(PIP) install --no-deps --ignore-requires-python lava-nc==0.10.0
 	# norse's torchvision requirement breaks beside the CPU torch; norse itself is pure Python.
 	$(PIP) install --no-deps norse==1.1.0
+	# snnTorch, for the tests that compare its own spikes with ours (its other requirements are above).
+	$(PIP) install --no-deps snntorch==1.0.0
 	$(PIP) install -r requirements.lock
 	$(PIP) install --no-deps --no-build-isolation -e .
 	touch $(STAMP)

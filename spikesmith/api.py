@@ -170,12 +170,13 @@ def _check_input_shape(graph, x: np.ndarray, where) -> None:
 
 def compile_to_lava(model_path: str | Path, *, out_dir: str | Path, fixed_point: bool = False, verify: int = 16,
                     dt: float | None = None, data: str | None = None, steps: int | None = None, seed: int = 0,
-                    fixed_tolerance: float = 0.9, rate: float = 0.2, type_check: bool = True):
+                    fixed_tolerance: float = 0.9, rate: float = 0.2, type_check: bool = True,
+                    reset: str | None = None, reset_timing: str | None = None):
     """Compile a model (NIR or model file) for Lava and verify it on ``verify`` inputs.
 
     Inputs are drawn from ``data`` when given (then accuracies are reported), else random
     Bernoulli spikes with probability ``rate``. Writes verification.json and verification.md
-    into ``out_dir``; returns (Verification, dt notice).
+    into ``out_dir``; returns (Verification, notice). ``reset``/``reset_timing``: see :func:`resolve_reset`.
     """
     from spikesmith.compile.graph import flatten
     from spikesmith.compile.resources import render
@@ -184,7 +185,7 @@ def compile_to_lava(model_path: str | Path, *, out_dir: str | Path, fixed_point:
     if verify < 1:
         raise InputError(f"--verify must be at least 1, got {verify}")
     graph, arch = _model_graph(model_path, type_check=type_check)
-    dt, notice = resolve_dt(graph, dt)
+    dt, rule, notice = resolve_semantics(graph, dt, reset, reset_timing)
     labels = None
     if data is not None:
         x, labels = _dataset_batch(data, n=verify, steps=steps or int(arch.get("steps", 8)), seed=seed,
@@ -194,7 +195,8 @@ def compile_to_lava(model_path: str | Path, *, out_dir: str | Path, fixed_point:
         in_shape = flat.output_shape(flat.inputs[0])
         rng = np.random.default_rng(seed)
         x = (rng.random((steps or int(arch.get("steps", 20)), verify, *in_shape)) < rate).astype(np.float64)
-    result = run_verify(graph, x, dt=dt, fixed_point=fixed_point, fixed_tolerance=fixed_tolerance, labels=labels)
+    result = run_verify(graph, x, dt=dt, fixed_point=fixed_point, fixed_tolerance=fixed_tolerance, labels=labels,
+                        reset=rule)
     out = Path(out_dir)
     io.write_json(out / "verification.json", result.to_dict())
     io.write_text(out / "verification.md", render_verification(result) + "\n\n" + render(result.resources) + "\n")
@@ -203,7 +205,7 @@ def compile_to_lava(model_path: str | Path, *, out_dir: str | Path, fixed_point:
 
 def render_verification(v) -> str:
     """The verification report as Markdown."""
-    lines = [f"# Verification: {v.samples} samples x {v.steps} steps, dt = {v.dt:g} s", "",
+    lines = [f"# Verification: {v.samples} samples x {v.steps} steps, dt = {v.dt:g} s, {v.reset}", "",
              "| comparison | output agreement | identical | first divergence |", "|---|---|---|---|"]
     for c in v.comparisons:
         fd = "-" if not c.first_divergence else f"{c.first_divergence['node']} at t={c.first_divergence['time_step']}"
@@ -248,40 +250,86 @@ def load_graph(path: str | Path, *, type_check: bool = True):
 
 
 def resolve_dt(graph, dt: float | None) -> tuple[float, str | None]:
-    """The time step to simulate with: explicit, else the graph's stored dt, else 1e-3 with a notice."""
+    """The time step to simulate with: explicit, else the graph's stored dt, else the dt of the
+    convention the graph was exported in (snnTorch's), else 1e-3 with a notice."""
+    from spikesmith.compile.conventions import snntorch_export_dt
     from spikesmith.compile.graph import DEFAULT_DT, graph_dt
 
+    implied = snntorch_export_dt(graph)
     if dt is not None:
         if not np.isfinite(dt) or dt <= 0:
             raise InputError(f"--dt must be a positive number of seconds, got {dt}")
+        if implied is not None and not np.isclose(dt, implied, rtol=1e-6):
+            return float(dt), (f"the graph's parameters follow snnTorch's export at dt = {implied:g} s; at dt = {dt:g} s "
+                               "its time constants differ from the trained network's")
         return float(dt), None
     stored = graph_dt(graph)
     if stored is not None:
         return stored, None
+    if implied is not None:
+        return implied, f"the graph follows snnTorch's export convention (r = tau/dt, w_in = tau_syn/dt): using dt = {implied:g} s"
     return DEFAULT_DT, f"the graph stores no time step; using dt = {DEFAULT_DT:g} s (pass --dt to choose)"
 
 
-def simulate(graph, x: np.ndarray, *, target: str = "norse", dt: float, record: bool = True):
-    """Run ``graph`` on ``target`` ('norse' or 'lava') for input (T, B, *input_shape); returns a Trace."""
+def resolve_reset(graph, reset: str | None = None, reset_timing: str | None = None):
+    """The neurons' reset rule: explicit choices, else the graph's stored rule, else the rule of the
+    convention it was exported in (snnTorch's delayed reset), else NIR's. Returns (ResetRule, notice)."""
+    from spikesmith.compile.conventions import snntorch_export_dt
+    from spikesmith.compile.graph import RESET_MODES, RESET_TIMINGS, ResetRule, graph_reset
+
+    if reset is not None and reset not in RESET_MODES:
+        raise InputError(f"--reset must be one of {', '.join(RESET_MODES)}, got {reset!r}")
+    if reset_timing is not None and reset_timing not in RESET_TIMINGS:
+        raise InputError(f"--reset-timing must be one of {', '.join(RESET_TIMINGS)}, got {reset_timing!r}")
+    stored = graph_reset(graph)
+    snntorch = stored is None and snntorch_export_dt(graph) is not None
+    mode = reset or (stored.mode if stored else "value")
+    timing = reset_timing or (stored.timing if stored else ("delayed" if snntorch else "immediate"))
+    notes = []
+    if snntorch and reset_timing is None:
+        notes.append("snnTorch's neurons reset one step after they fire; running with that delayed reset "
+                     "(--reset-timing immediate for NIR's reset)")
+    if snntorch and reset is None:
+        notes.append("NIR cannot record snnTorch's reset mechanism: resetting to v_reset (pass --reset subtract "
+                     "if the network was trained with reset_mechanism='subtract')")
+    return ResetRule(mode=mode, timing=timing), ("\n".join(notes) or None)
+
+
+def resolve_semantics(graph, dt: float | None = None, reset: str | None = None, reset_timing: str | None = None):
+    """(dt, ResetRule, notice) for running ``graph``: :func:`resolve_dt` and :func:`resolve_reset` together."""
+    dt, n1 = resolve_dt(graph, dt)
+    rule, n2 = resolve_reset(graph, reset, reset_timing)
+    return dt, rule, "\n".join(n for n in (n1, n2) if n) or None
+
+
+def simulate(graph, x: np.ndarray, *, target: str = "norse", dt: float, record: bool = True, reset=None):
+    """Run ``graph`` on ``target`` ('norse' or 'lava') for input (T, B, *input_shape); returns a Trace.
+
+    ``reset``: a ResetRule (see :func:`resolve_reset`); default: the graph's stored rule, else NIR's.
+    """
     if target == "norse":
         from spikesmith.targets.reference import simulate as run
     elif target == "lava":
         from spikesmith.targets.lava import simulate as run
     else:
         raise InputError(f"unknown target {target!r} (expected one of {', '.join(TARGETS)})")
-    return run(graph, x, dt=dt, record=record)
+    return run(graph, x, dt=dt, record=record, reset=reset)
 
 
 def run_file(graph_path: str | Path, input_path: str | Path, *, target: str, out: str | Path,
-             dt: float | None = None, type_check: bool = True) -> tuple[Any, str | None]:
-    """Run a NIR file on an input ``.npy`` and save the output spikes; returns (trace, dt notice)."""
+             dt: float | None = None, type_check: bool = True, reset: str | None = None,
+             reset_timing: str | None = None) -> tuple[Any, str | None]:
+    """Run a NIR file on an input ``.npy`` and save the output spikes; returns (trace, notice).
+
+    ``reset`` ('value' | 'subtract') and ``reset_timing`` ('immediate' | 'delayed') override the
+    reset rule (:func:`resolve_reset`)."""
     if target not in TARGETS:
         raise InputError(f"unknown target {target!r} (expected one of {', '.join(TARGETS)})")
     graph = load_graph(graph_path, type_check=type_check)
     x = io.load_array(input_path)
-    dt, notice = resolve_dt(graph, dt)
+    dt, rule, notice = resolve_semantics(graph, dt, reset, reset_timing)
     _check_input_shape(graph, x, input_path)
-    trace = simulate(graph, x, target=target, dt=dt, record=False)
+    trace = simulate(graph, x, target=target, dt=dt, record=False, reset=rule)
     io.save_array(out, trace.output)
     return trace, notice
 
@@ -289,7 +337,8 @@ def run_file(graph_path: str | Path, input_path: str | Path, *, target: str, out
 def energy_report(model_path: str | Path, *, out_dir: str | Path, data: str | None = None,
                   input_path: str | Path | None = None, target: str = "lava", baseline: str | Path | None = None,
                   profile: str = "cmos45", samples: int = 100, steps: int | None = None,
-                  dt: float | None = None, encoding: str | None = None) -> tuple[dict, dict]:
+                  dt: float | None = None, encoding: str | None = None, reset: str | None = None,
+                  reset_timing: str | None = None) -> tuple[dict, dict]:
     """Simulate a model (NIR or model file) on ``target`` and write report.json/.md/.html.
 
     Inputs come from ``input_path`` (T, B, *input_shape) or from ``data`` (then accuracy is
@@ -302,7 +351,7 @@ def energy_report(model_path: str | Path, *, out_dir: str | Path, data: str | No
     if (data is None) == (input_path is None):
         raise InputError("give exactly one of --data NAME or --input X.npy")
     graph, arch = _model_graph(model_path)
-    dt, notice = resolve_dt(graph, dt)
+    dt, rule, notice = resolve_semantics(graph, dt, reset, reset_timing)
     labels = None
     if input_path is not None:
         x = io.load_array(input_path).astype(np.float64)
@@ -310,7 +359,7 @@ def energy_report(model_path: str | Path, *, out_dir: str | Path, data: str | No
         x, labels = _dataset_batch(data, n=samples, steps=steps or int(arch.get("steps", 8)), seed=0,
                                    encoding=encoding or arch.get("encoding") or graph_encoding(graph))
     _check_input_shape(graph, x, input_path or data)
-    trace = simulate(graph, x, target=target, dt=dt)
+    trace = simulate(graph, x, target=target, dt=dt, reset=rule)
     accuracy = None if labels is None else float((trace.output.sum(0).argmax(-1) == labels).mean())
     out = Path(out_dir)
     ann = Path(baseline) if baseline else export_ann_twin(graph, out / "ann_twin.onnx")

@@ -48,6 +48,12 @@ def demo(out: Path = typer.Option(Path("out/demo"), "-o", "--out", help="Output 
     typer.echo(f"wrote {', '.join(sorted(Path(p).name for p in s['files'].values()))} to {s['out_dir']}")
 
 
+def _notes(notice: str | None) -> None:
+    """Print each line of a notice on stderr."""
+    for line in (notice or "").splitlines():
+        typer.echo(f"note: {line}", err=True)
+
+
 @app.command("compile")
 def compile_cmd(model: Path = typer.Argument(..., help="Model file (model.pt) or NIR file."),
                 to: str = typer.Option("nir", "--to", help="nir: write a NIR file; lava: compile for Lava and verify."),
@@ -58,6 +64,10 @@ def compile_cmd(model: Path = typer.Argument(..., help="Model file (model.pt) or
                 data: Optional[str] = typer.Option(None, help="Draw verification inputs from this dataset."),
                 steps: Optional[int] = typer.Option(None, help="Time steps of the verification inputs."),
                 tolerance: float = typer.Option(0.9, help="Fixed-point output spike agreement required."),
+                reset: Optional[str] = typer.Option(None, "--reset", help="Spike reset: value (to v_reset, NIR's) or subtract "
+                                                   "(default: the graph's stored rule, else value)."),
+                reset_timing: Optional[str] = typer.Option(None, "--reset-timing", help="immediate (NIR's) or delayed "
+                                                          "(snnTorch's; the default for graphs exported by snnTorch)."),
                 type_check: bool = typer.Option(True, "--type-check/--no-type-check",
                                                 help="Let nir check the graph's types when reading.")):
     """Compile a model to NIR, or to Lava with verification (exit 1 when verification fails)."""
@@ -67,9 +77,9 @@ def compile_cmd(model: Path = typer.Argument(..., help="Model file (model.pt) or
         from spikesmith.compile.resources import render
 
         result, notice = api.compile_to_lava(model, out_dir=out, fixed_point=fixed_point, verify=verify, dt=dt,
-                                             data=data, steps=steps, fixed_tolerance=tolerance, type_check=type_check)
-        if notice:
-            typer.echo(f"note: {notice}", err=True)
+                                             data=data, steps=steps, fixed_tolerance=tolerance, type_check=type_check,
+                                             reset=reset, reset_timing=reset_timing)
+        _notes(notice)
         typer.echo(render(result.resources))
         typer.echo(api.render_verification(result).splitlines()[-1])
         typer.echo(f"wrote {out / 'verification.json'} and verification.md")
@@ -84,14 +94,18 @@ def run_cmd(model: Path = typer.Argument(..., help="NIR file."),
             input: Path = typer.Option(..., "--input", help="Input .npy shaped (T, B, *input_shape)."),
             out: Path = typer.Option(..., "-o", "--out", help="Output .npy (T, B, *output_shape)."),
             dt: Optional[float] = typer.Option(None, help="Time step in seconds (default: the graph's, else 1e-3)."),
+            reset: Optional[str] = typer.Option(None, "--reset", help="Spike reset: value (to v_reset, NIR's) or subtract "
+                                               "(default: the graph's stored rule, else value)."),
+            reset_timing: Optional[str] = typer.Option(None, "--reset-timing", help="immediate (NIR's) or delayed "
+                                                      "(snnTorch's; the default for graphs exported by snnTorch)."),
             type_check: bool = typer.Option(True, "--type-check/--no-type-check",
                                             help="Let nir check the graph's types when reading.")):
     """Simulate a NIR graph on a target and save its output spikes."""
     from spikesmith import api
 
-    trace, notice = api.run_file(model, input, target=target, out=out, dt=dt, type_check=type_check)
-    if notice:
-        typer.echo(f"note: {notice}", err=True)
+    trace, notice = api.run_file(model, input, target=target, out=out, dt=dt, type_check=type_check, reset=reset,
+                                 reset_timing=reset_timing)
+    _notes(notice)
     typer.echo(f"wrote {out}: output {tuple(trace.output.shape)} from {trace.target} "
                f"({trace.per_sample_seconds() * 1e3:.2f} ms per sample)")
 
@@ -203,12 +217,17 @@ def energy_report_cmd(model: Path = typer.Argument(..., help="NIR file or model 
                       samples: int = typer.Option(100, help="Samples drawn from --data."),
                       steps: Optional[int] = typer.Option(None, help="Time steps for --data (default: the model's)."),
                       dt: Optional[float] = typer.Option(None, help="Time step in seconds."),
+                      reset: Optional[str] = typer.Option(None, "--reset", help="Spike reset: value (to v_reset, NIR's) or subtract "
+                                                         "(default: the graph's stored rule, else value)."),
+                      reset_timing: Optional[str] = typer.Option(None, "--reset-timing", help="immediate (NIR's) or delayed "
+                                                                "(snnTorch's; the default for graphs exported by snnTorch)."),
                       out: Path = typer.Option(..., "-o", "--out", help="Output directory.")):
     """Count synaptic operations from simulated spikes and compare with an ANN baseline's MACs."""
     from spikesmith import api
 
     summary, files = api.energy_report(model, data=data, input_path=input, target=target, baseline=baseline,
-                                       profile=profile, samples=samples, steps=steps, dt=dt, out_dir=out)
+                                       profile=profile, samples=samples, steps=steps, dt=dt, out_dir=out,
+                                       reset=reset, reset_timing=reset_timing)
     typer.echo(f"SNN {summary['snn_energy_j'] * 1e9:.3f} nJ vs ANN "
                f"{(summary.get('ann_energy_j') or float('nan')) * 1e9:.3f} nJ per sample ({summary['snn_energy_profile']})"
                + (f"; accuracy {summary['accuracy']:.4f}" if summary.get("accuracy") is not None else ""))
