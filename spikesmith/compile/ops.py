@@ -145,11 +145,37 @@ def apply_linear(node: nir.NIRNode, x: torch.Tensor, name: str) -> torch.Tensor:
     return op(node, x, name)
 
 
-def fill_stateless(flat, activity: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def delay_steps(node: nir.Delay, name: str, dt: float, shape: tuple[int, ...]) -> np.ndarray:
+    """A Delay node's delays in whole time steps, one per element of ``shape`` (flat, int).
+
+    NIR delays are in seconds; each must be a non-negative multiple of ``dt``.
+    """
+    d = np.broadcast_to(np.asarray(node.delay, dtype=np.float64), shape).reshape(-1) / dt
+    steps = np.round(d)
+    if np.any(steps < 0) or not np.allclose(d, steps, rtol=0, atol=1e-6):
+        raise GraphError(f"node '{name}': Delay must be non-negative multiples of dt = {dt:g} s, "
+                         f"got {np.unique(np.asarray(node.delay))[:5]} s")
+    return steps.astype(np.int64)
+
+
+def apply_delay(series: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Delay a series (T, B, *shape) element-wise by ``steps`` (flat, per element); zeros before."""
+    t, b = series.shape[:2]
+    flat = series.reshape(t, b, -1)
+    out = np.zeros_like(flat)
+    for d in np.unique(steps):
+        cols = steps == d
+        if d < t:
+            out[d:, :, cols] = flat[:t - d, :, cols]
+    return out.reshape(series.shape)
+
+
+def fill_stateless(flat, activity: dict[str, np.ndarray], dt: float | None = None) -> dict[str, np.ndarray]:
     """Complete ``activity`` (T, B, *shape per node) with the outputs of stateless nodes.
 
     Targets that only record populations (e.g. Lava) use this so every target's Trace
-    covers every node. A back edge delivers the previous step's value.
+    covers every node. A back edge delivers the previous step's value; a Delay node (which
+    needs ``dt``) its input's value from its delay earlier.
     """
     out = dict(activity)
     for name, node in flat.nodes.items():
@@ -166,6 +192,11 @@ def fill_stateless(flat, activity: dict[str, np.ndarray]) -> dict[str, np.ndarra
         for q in parts[1:]:
             h = h + q
         steps, batch = h.shape[:2]
+        if isinstance(node, nir.Delay):
+            if dt is None:
+                raise GraphError(f"node '{name}': a Delay needs the time step to be replayed")
+            out[name] = apply_delay(h, delay_steps(node, name, dt, h.shape[2:]))
+            continue
         with torch.no_grad():
             y = apply_linear(node, torch.as_tensor(h.reshape(steps * batch, *h.shape[2:]), dtype=torch.float64), name)
         out[name] = y.numpy().reshape(steps, batch, *y.shape[1:])

@@ -10,7 +10,9 @@ reset 0 (v' = (v - v_reset) / (v_th - v_reset)), and folded into Lava's LIF form
 multiplied into the weights, and the reset rule (subtraction, delayed reset).
 
 Timing: each connection process adds one step of latency on Lava (synapses deliver at
-the next step); a back edge carries one step of delay by definition. A population's
+the next step); a back edge carries one step of delay by definition. A NIR Delay node on
+the path becomes the connection's synaptic delay (one connection per distinct delay); it
+is part of the graph's meaning, so it does not change lags. A population's
 *lag* is how many steps its Lava output trails the reference; inputs of a population
 must arrive with one lag.
 """
@@ -26,7 +28,7 @@ import torch
 from spikesmith.compile.graph import FlatGraph, ResetRule, graph_reset
 from spikesmith.compile.units import check_time_constant, effective_reset
 from spikesmith.errors import GraphError, UnsupportedNodeError
-from spikesmith.compile.ops import LINEAR_OPS, conv_padding
+from spikesmith.compile.ops import LINEAR_OPS, conv_padding, delay_steps
 
 SPIKING = (nir.LIF, nir.CubaLIF, nir.IF, nir.Threshold)
 NON_SPIKING = (nir.LI, nir.CubaLI, nir.I)
@@ -70,6 +72,7 @@ class Connection:
     graded: bool = False  # the source sends real values (the input), not spikes
     conv: dict = field(default_factory=dict)  # stride, padding, dilation, groups, in/out shapes
     nodes: tuple[str, ...] = ()  # the NIR nodes composed into this connection
+    delay: int = 0  # synaptic delay in steps (a NIR Delay node on the path), on top of any back edge
 
 
 @dataclass(kw_only=True)
@@ -182,11 +185,13 @@ def build_plan(flat: FlatGraph, dt: float, reset: ResetRule | None = None) -> Pl
     for name, node in flat.nodes.items():
         if isinstance(node, POPULATION_TYPES):
             pops[name] = _population(name, node, flat.output_shape(name), dt, reset)
-        elif type(node) not in LINEAR_OPS:
+        elif type(node) not in LINEAR_OPS and not isinstance(node, nir.Delay):
             raise UnsupportedNodeError(
                 f"node '{name}': type {type(node).__name__} cannot be lowered to Lava (supported: "
-                f"{', '.join(sorted({t.__name__ for t in LINEAR_OPS} | {t.__name__ for t in POPULATION_TYPES}))})"
+                f"{', '.join(sorted({t.__name__ for t in LINEAR_OPS} | {t.__name__ for t in POPULATION_TYPES} | {'Delay'}))})"
             )
+    delays = {name: delay_steps(node, name, dt, flat.output_shape(name))
+              for name, node in flat.nodes.items() if isinstance(node, nir.Delay)}
     # the linear region feeding each population / output: walk back through stateless nodes
     pred_f = {n: flat.predecessors(n, back=False) for n in flat.nodes}
     pred_b = {n: flat.predecessors(n, back=True) for n in flat.nodes}
@@ -203,8 +208,11 @@ def build_plan(flat: FlatGraph, dt: float, reset: ResetRule | None = None) -> Pl
                 stack.extend(pred_f[n] + pred_b[n])
         return [n for n in flat.order if n in nodes], srcs
 
-    def evaluate(end: str, nodes: list[str], inject: dict[str, torch.Tensor], batch: int):
-        """Value arriving at ``end`` when populations output ``inject`` (others zero)."""
+    def evaluate(end: str, nodes: list[str], inject: dict[str, torch.Tensor], batch: int, passing: int | None = None):
+        """Value arriving at ``end`` when populations output ``inject`` (others zero).
+
+        Delay nodes pass their input through, only the elements delayed by ``passing`` steps when given.
+        """
         vals: dict[str, torch.Tensor] = {}
 
         def value_of(p: str) -> torch.Tensor:
@@ -222,7 +230,14 @@ def build_plan(flat: FlatGraph, dt: float, reset: ResetRule | None = None) -> Pl
             return h
 
         for n in nodes:
-            vals[n] = LINEAR_OPS[type(flat.nodes[n])](flat.nodes[n], incoming(n), n)
+            if n in delays:
+                h = incoming(n)
+                if passing is not None:
+                    keep = torch.as_tensor(delays[n] == passing, dtype=h.dtype).reshape(h.shape[1:])
+                    h = h * keep
+                vals[n] = h
+            else:
+                vals[n] = LINEAR_OPS[type(flat.nodes[n])](flat.nodes[n], incoming(n), n)
         return incoming(end)
 
     def back_edges_on_paths(nodes: list[str], src: str, end: str) -> set[int]:
@@ -250,6 +265,10 @@ def build_plan(flat: FlatGraph, dt: float, reset: ResetRule | None = None) -> Pl
             if tuple(zero.shape[1:]) != tuple(out_shape):
                 raise GraphError(f"node '{end}': receives shape {tuple(zero.shape[1:])}, expects {tuple(out_shape)}")
             offset = zero.reshape(-1).numpy().copy()
+            region_delays = [n for n in nodes if n in delays]
+            if region_delays and not torch.equal(zero, evaluate(end, nodes, {}, 1, passing=-1)):
+                raise GraphError(f"node '{end}': a constant (bias) passes through Delay "
+                                 f"{', '.join(repr(n) for n in region_delays)}; Lava adds constants without delay")
             conns = []
             for s in sorted(srcs, key=flat.order.index):
                 backs = back_edges_on_paths(nodes, s, end)
@@ -276,6 +295,29 @@ def build_plan(flat: FlatGraph, dt: float, reset: ResetRule | None = None) -> Pl
                     eye = torch.eye(n_src, dtype=torch.float64).reshape(n_src, *pops[s].shape)
                     resp = evaluate(end, nodes, {s: eye}, n_src).reshape(n_src, -1).numpy() - offset[None, :]
                     weight = resp.T.copy()
+                on_path = [n for n in chain if n in delays]
+                if on_path:
+                    if len(on_path) > 1:
+                        raise GraphError(f"node '{end}': the paths from '{s}' pass {len(on_path)} Delay nodes "
+                                         f"({', '.join(on_path)}); spikesmith lowers one Delay per connection")
+                    n_src = pops[s].size
+                    eye = torch.eye(n_src, dtype=torch.float64).reshape(n_src, *pops[s].shape)
+                    def through(passing: int) -> np.ndarray:
+                        resp = evaluate(end, nodes, {s: eye}, n_src, passing=passing).reshape(n_src, -1).numpy()
+                        return resp.T - offset[:, None]
+
+                    direct = through(-1)  # paths that avoid the Delay node
+                    for d in np.unique(delays[on_path[0]]):  # one synapse process per distinct delay
+                        w = through(int(d)) - direct + (direct if d == 0 else 0)
+                        if np.any(w != 0) or d == 0:
+                            conns.append(Connection(src=s, dst=end, kind="dense", weight=w.copy(),
+                                                    recurrent=max(backs) == 1, graded=pops[s].kind == "input",
+                                                    nodes=tuple(chain), delay=int(d)))
+                    if 0 not in delays[on_path[0]] and np.any(direct != 0):
+                        conns.append(Connection(src=s, dst=end, kind="dense", weight=direct.copy(),
+                                                recurrent=max(backs) == 1, graded=pops[s].kind == "input",
+                                                nodes=tuple(chain)))
+                    continue
                 conns.append(Connection(src=s, dst=end, kind=kind, weight=weight, recurrent=max(backs) == 1,
                                         graded=pops[s].kind == "input", conv=conv, nodes=tuple(chain)))
         return conns, offset
@@ -310,8 +352,11 @@ def build_plan(flat: FlatGraph, dt: float, reset: ResetRule | None = None) -> Pl
             readouts.append(Readout(output=out, population=preds[0], shape=pops[preds[0]].shape))
             continue
         conns, offset = connections_into(out, flat.output_shape(out))
+        if len({c.src for c in conns}) != 1:
+            raise GraphError(f"output '{out}' must be fed by exactly one population, found {len({c.src for c in conns})}")
         if len(conns) != 1:
-            raise GraphError(f"output '{out}' must be fed by exactly one population, found {len(conns)}")
+            raise GraphError(f"output '{out}' is fed through {len(conns)} different delays; Lava reads an output "
+                             "through one synapse")
         if conns[0].kind == "conv":
             conns[0] = _as_dense(conns[0], pops)
         readouts.append(Readout(output=out, connection=conns[0], bias=offset, shape=flat.output_shape(out)))

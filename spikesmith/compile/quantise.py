@@ -174,8 +174,9 @@ def quantise(plan: Plan, cfg: QuantConfig = QuantConfig(), x: np.ndarray | None 
             c.q_weight, c.q_exp = w, e
             realised = w * 2.0**e * 64.0 * in_scale[c.src] / S
             denom = float(np.abs(c.weight).max(initial=0.0)) or 1.0
-            row.weight_exp[c.src] = e
-            row.weight_rel_error[c.src] = float(np.abs(realised - c.weight).max(initial=0.0) / denom)
+            key = c.src if not c.delay else f"{c.src}@{c.delay}"
+            row.weight_exp[key] = e
+            row.weight_rel_error[key] = float(np.abs(realised - c.weight).max(initial=0.0) / denom)
         du_reg = np.clip(np.round(pop.du * 4096) - 1, 0, 4095).astype(np.int64)
         dv_reg = np.clip(np.round(pop.dv * 4096), 0, 4095).astype(np.int64)
         # per-neuron registers; the report shows the neuron whose time constant moved most
@@ -218,7 +219,7 @@ def emulate(plan: Plan, x: np.ndarray, *, fixed: bool) -> dict[str, dict[str, np
     Returns per population ``{"s": spikes, "u": current, "v": voltage}`` shaped (T, B, N) in
     normalised units (fixed point divided by the state scale S). Connections deliver in the
     same step (the lag alignment that the Lava run does by reading each population at its
-    lag); recurrent connections deliver the previous step.
+    lag); recurrent connections deliver the previous step, delayed ones ``delay`` steps later.
     """
     steps, batch = x.shape[:2]
     flat_x = x.reshape(steps, batch, -1).astype(np.float64)
@@ -236,7 +237,14 @@ def emulate(plan: Plan, x: np.ndarray, *, fixed: bool) -> dict[str, dict[str, np
     # dense (dst, src) matrices once, not at every step
     matrices = {id(c): (dense_weight(c, plan, quantised=True).astype(np.int64) if fixed else dense_weight(c, plan))
                 for c in conns}
-    prev_s = {n: np.zeros((batch, plan.populations[n].size)) for n in state}
+    # outputs of every source at past steps, for delayed and recurrent connections
+    hist: dict[str, list[np.ndarray]] = {n: [] for n in list(state) + [plan.input]}
+    reach = max([c.delay + int(c.recurrent) for c in conns], default=0)
+
+    def past(name: str, back: int, like: np.ndarray) -> np.ndarray:
+        h = hist[name]
+        return h[-back] if len(h) >= back else np.zeros_like(like)
+
     for t in range(steps):
         cur = {plan.input: flat_x[t], "__ones__": np.ones((batch, 1))}
         for name, pop in plan.populations.items():
@@ -247,7 +255,11 @@ def emulate(plan: Plan, x: np.ndarray, *, fixed: bool) -> dict[str, dict[str, np
             for c in conns:
                 if c.dst != name:
                     continue
-                src = prev_s[c.src] if c.recurrent else cur[c.src]
+                back = c.delay + int(c.recurrent)  # steps into the past this connection reads
+                if back == 0:
+                    src = cur[c.src]
+                else:
+                    src = past(c.src, back, np.zeros((batch, plan.populations[c.src].size)))
                 if fixed:
                     acc = src.astype(np.int64) @ matrices[id(c)].T
                     a += acc << c.q_exp if c.q_exp >= 0 else acc >> -c.q_exp
@@ -280,5 +292,8 @@ def emulate(plan: Plan, x: np.ndarray, *, fixed: bool) -> dict[str, dict[str, np
             st["u"], st["v"], st["s"] = u, v, s
             cur[name] = s.astype(np.float64)
             out[name]["s"][t] = s
-        prev_s = {n: cur[n] for n in state}
+        for n in hist:
+            hist[n].append(cur[n])
+            if len(hist[n]) > reach:
+                hist[n].pop(0)
     return out

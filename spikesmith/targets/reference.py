@@ -22,7 +22,7 @@ from norse.torch.functional.lif_box import LIFBoxFeedForwardState, LIFBoxParamet
 from spikesmith.compile.graph import FlatGraph, ResetRule, flatten, graph_reset
 from spikesmith.compile.units import check_time_constant, effective_reset
 from spikesmith.errors import GraphError, UnsupportedNodeError
-from spikesmith.compile.ops import LINEAR_OPS, as_tensor
+from spikesmith.compile.ops import LINEAR_OPS, as_tensor, delay_steps
 from spikesmith.targets.trace import Trace
 
 State = dict
@@ -164,15 +164,12 @@ def simulate(
     xt = torch.as_tensor(x_np, dtype=dtype, device=device)
     steps, batch = xt.shape[:2]
     neurons: dict[str, _Neuron] = {}
-    delays: dict[str, int] = {}
+    delays: dict[str, np.ndarray] = {}  # per element, in steps
     for name, node in flat.nodes.items():
         if type(node) in NEURON_NODES:
             neurons[name] = _Neuron(node, name, flat.output_shape(name), dtype, device, reset, dt)
         elif type(node) is nir.Delay:
-            d = np.unique(np.round(np.asarray(node.delay, dtype=np.float64) / dt).astype(int))
-            if len(d) != 1 or d[0] < 0:
-                raise GraphError(f"node '{name}': Delay must be one non-negative multiple of dt={dt}, got {node.delay}")
-            delays[name] = int(d[0])
+            delays[name] = delay_steps(node, name, dt, flat.output_shape(name))
     fwd = {n: flat.predecessors(n, back=False) for n in flat.nodes}
     back = {n: flat.predecessors(n, back=True) for n in flat.nodes}
     states: dict[str, State] = {n: {} for n in neurons}
@@ -215,10 +212,16 @@ def simulate(
                 if name in neurons:
                     out = neurons[name].step(h, states[name], dt)
                 elif name in delays:
-                    buffers[name].append(h)
-                    k = delays[name]
-                    out = buffers[name][-1 - k] if len(buffers[name]) > k else torch.zeros_like(h)
-                    if len(buffers[name]) > k + 1:
+                    buffers[name].append(h.reshape(batch, -1))
+                    steps_d = delays[name]
+                    kmax = int(steps_d.max(initial=0))
+                    out = torch.zeros_like(buffers[name][-1])
+                    for k in np.unique(steps_d):
+                        if len(buffers[name]) > k:
+                            cols = torch.as_tensor(steps_d == k, device=out.device)
+                            out[:, cols] = buffers[name][-1 - int(k)][:, cols]
+                    out = out.reshape(h.shape)
+                    if len(buffers[name]) > kmax + 1:
                         buffers[name].pop(0)
                 else:
                     out = LINEAR_OPS[type(node)](node, h, name)

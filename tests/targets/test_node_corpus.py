@@ -106,6 +106,12 @@ def g_nested():
         edges=[("in", "fc"), ("fc", "rnn"), ("rnn", "out")], type_check=False)
 
 
+def g_delay():
+    """Linear -> Delay (2, 1 and 0 steps per element) -> LIF."""
+    return chain(inp(3), nir.Linear(weight=np.eye(3) * 2), nir.Delay(delay=np.array([2e-3, 1e-3, 0.0])), lif(3),
+                 out(3), type_check=False)
+
+
 GRAPHS = {
     "lif": lambda: ff_graph(seed=1),
     "cubalif": lambda: ff_graph(seed=2, neuron="CubaLIF"),
@@ -120,6 +126,7 @@ GRAPHS = {
     "i_readout": lambda: g_readout("I"),
     "affine_readout": g_affine_readout,
     "nested_recurrent": g_nested,
+    "delay": g_delay,
 }
 
 
@@ -149,17 +156,15 @@ def test_every_listed_node_type_is_covered():
         seen |= {type(n).__name__ for n in g.nodes.values()}
         seen |= {type(n).__name__ for n in flatten(g).nodes.values()}
     listed = {"Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "Flatten", "SumPool2d", "AvgPool2d",
-              "Threshold", "I", "IF", "LI", "LIF", "CubaLI", "CubaLIF", "NIRGraph"}
+              "Threshold", "I", "IF", "LI", "LIF", "CubaLI", "CubaLIF", "NIRGraph", "Delay"}
     assert listed <= seen, listed - seen
 
 
-def test_delay_runs_on_the_reference_and_is_rejected_by_lava_by_name():
-    from spikesmith.errors import UnsupportedNodeError
-
-    g = chain(inp(3), nir.Linear(weight=np.eye(3) * 2), nir.Delay(delay=np.full(3, 2e-3)), lif(3), out(3),
-              type_check=False)
-    x = spikes((8, 1, 3), 0.5, seed=1)
+def test_delay_shifts_spikes_by_its_steps():
+    g = g_delay()
+    x = spikes((12, 2, 3), 0.5, seed=1)
     ref = reference(g, x, dt=1e-3)
-    np.testing.assert_array_equal(ref.activity["n2"][2:], ref.activity["n1"][:-2])
-    with pytest.raises(UnsupportedNodeError, match="'n2'.*Delay"):
-        lava(g, x, dt=1e-3)
+    d = ref.activity["n2"]
+    np.testing.assert_array_equal(d[2:, :, 0], ref.activity["n1"][:-2, :, 0])  # element 0: 2 steps
+    np.testing.assert_array_equal(d[1:, :, 1], ref.activity["n1"][:-1, :, 1])  # element 1: 1 step
+    np.testing.assert_array_equal(d[:, :, 2], ref.activity["n1"][:, :, 2])  # element 2: none

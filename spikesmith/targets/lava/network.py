@@ -50,6 +50,7 @@ def to_nir_layout(data: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.moveaxis(data, -1, 0).reshape(steps, *shape)
 
 
+MAX_DELAY_FIXED = 63  # Loihi 2 synaptic delays are 6 bits (0..63), as Lava's bit-accurate DelayDense checks
 NEVER_FLOAT = 1e300  # threshold of a non-spiking population (LI, CubaLI, I) in floating point
 NEVER_FIXED = 2**17 - 1  # largest threshold mantissa: above any 24-bit voltage but the top 64 values
 
@@ -61,11 +62,17 @@ class LavaNetwork:
         self.plan = plan
         self.fixed_point = fixed_point
         self.record = record
+        if fixed_point:
+            for c in plan.connections + [r.connection for r in plan.readouts if r.connection is not None]:
+                if c.delay > MAX_DELAY_FIXED:
+                    raise GraphError(
+                        f"connection '{c.src}' -> '{c.dst}': delay of {c.delay} steps exceeds Loihi 2's "
+                        f"{MAX_DELAY_FIXED} (6-bit synaptic delays)")
 
     def _build(self, x_lava: np.ndarray, period: int, total: int, workdir: str):
         ensure_lava()
         from lava.proc.conv.process import Conv
-        from lava.proc.dense.process import Dense
+        from lava.proc.dense.process import DelayDense, Dense
         from lava.proc.io.source import RingBuffer as Source
 
         from spikesmith.targets.lava.neurons import Neurons
@@ -101,7 +108,7 @@ class LavaNetwork:
                 params["vth"] = NEVER_FIXED
             procs[name] = Neurons(shape=shape, reset_interval=period, reset_offset=(1 + pop.lag) % period,
                                   subtract=pop.subtract, delayed=pop.delayed, name=name, **params)
-        self._connect_all(procs, Dense, Conv)
+        self._connect_all(procs, Dense, Conv, DelayDense)
         ones = None
         for c in plan.bias_connections:
             if ones is None:
@@ -129,32 +136,47 @@ class LavaNetwork:
             if r.connection is not None:
                 c = r.connection
                 srcpop = plan.populations[c.src]
-                d = Dense(num_message_bits=24 if c.graded else 0, **self._dense_weights(c, None, srcpop.shape))
+                kw = self._dense_weights(c, None, srcpop.shape)
+                if c.delay:
+                    d = DelayDense(num_message_bits=24 if c.graded else 0, delays=np.full(kw["weights"].shape, c.delay),
+                                   **kw)
+                    self._buffered.append(self._clearing(d, c, srcpop.lag, r.lag))
+                else:
+                    d = Dense(num_message_bits=24 if c.graded else 0, **kw)
                 self._out_of(procs[c.src], srcpop.shape).connect(d.s_in)
                 sk = Sink(shape=(int(np.prod(r.shape)),), key="__readout__" + r.output, dtype="float64")
                 d.a_out.connect(sk.a_in)
         self._monitors = monitors
         return src, procs, sinks
 
-    def _run_recurrent(self, anchor, cfg, RunSteps, batch: int, period: int, total: int) -> None:
-        """Run sample by sample, clearing recurrent synapse buffers as each population's sample starts.
+    def _run_buffered(self, anchor, cfg, RunSteps, batch: int, period: int, total: int) -> None:
+        """Run sample by sample, clearing what recurrent and delayed synapses still carry of a sample.
 
-        A recurrent synapse delivers the previous step's spikes; at the step a population is reset
-        for a new sample, that would be the last spike of the previous sample's tail. Pausing
-        right before that step and zeroing the buffer makes every sample start from rest, as in
-        the reference, whatever the network did between samples.
+        A recurrent synapse delivers the previous step's spikes and a delayed one spikes from
+        several steps back; at the step a population is reset for a new sample, those would be
+        the previous sample's tail. Pausing after the source's last step of each sample and
+        zeroing the buffer slots due inside the next sample makes every sample start from rest,
+        as in the reference, whatever the network did between samples.
         """
         done = 0
-        lags = sorted({lag for _, lag in self._recurrent})
+        lags = sorted({lag for _, lag, _ in self._buffered})
         for b in range(batch):
             for lag in lags:
-                stop = b * period + lag  # the population of this lag resets at step stop + 1
+                stop = b * period + lag  # a source of this lag starts the next sample at step stop + 1
                 if stop > done:
                     anchor.run(condition=RunSteps(num_steps=stop - done), run_cfg=cfg)
                     done = stop
-                for proc, plag in self._recurrent:
+                if done == 0:
+                    continue  # nothing has run: every buffer still holds its initial zeros
+                for proc, plag, first in self._buffered:
                     if plag == lag:
-                        proc.a_buff.set(np.zeros(proc.a_buff.shape))
+                        buf = np.asarray(proc.a_buff.get())
+                        if buf.ndim == 1:
+                            buf = np.zeros_like(buf) if first == 0 else buf
+                        else:
+                            buf = buf.copy()
+                            buf[:, first:] = 0
+                        proc.a_buff.set(buf)
         if total > done:
             anchor.run(condition=RunSteps(num_steps=total - done), run_cfg=cfg)
 
@@ -177,9 +199,19 @@ class LavaNetwork:
     def _into(port, shape):
         return port.reshape(lava_shape(shape)) if len(shape) == 3 else port
 
-    def _connect_all(self, procs, Dense, Conv) -> None:
+    @staticmethod
+    def _clearing(proc, c: Connection, src_lag: int, dst_lag: int) -> tuple:
+        """(process, pause lag, first buffer slot to clear) for a synapse whose buffer outlives a sample.
+
+        Paused after the source's last step of a sample, the buffer holds only that sample's
+        contributions; slot k is delivered k + 1 steps later, and slots from ``dst_lag - src_lag``
+        on would reach the destination inside its next sample, so they are cleared.
+        """
+        return proc, src_lag, dst_lag - src_lag
+
+    def _connect_all(self, procs, Dense, Conv, DelayDense) -> None:
         plan = self.plan
-        self._recurrent = []
+        self._buffered = []
         for c in plan.connections:
             src, dst = plan.populations[c.src], plan.populations[c.dst]
             bits = 24 if c.graded else 0
@@ -198,11 +230,15 @@ class LavaNetwork:
                 procs[c.src].s_out.connect(proc.s_in)
                 proc.a_out.connect(procs[c.dst].a_in)
             else:
-                proc = Dense(num_message_bits=bits, **self._dense_weights(c, dst.shape, src.shape))
+                kw = self._dense_weights(c, dst.shape, src.shape)
+                if c.delay:
+                    proc = DelayDense(num_message_bits=bits, delays=np.full(kw["weights"].shape, c.delay), **kw)
+                else:
+                    proc = Dense(num_message_bits=bits, **kw)
                 self._out_of(procs[c.src], src.shape).connect(proc.s_in)
                 self._into(proc.a_out, dst.shape).connect(procs[c.dst].a_in)
-            if c.recurrent:
-                self._recurrent.append((proc, dst.lag))
+            if c.recurrent or c.delay:
+                self._buffered.append(self._clearing(proc, c, src.lag, dst.lag))
 
     def run(self, x: np.ndarray, *, recording_dir: str | None = None) -> tuple[dict[str, np.ndarray], dict]:
         """Simulate ``x`` (T, B, *input_shape); returns ({name: (T, B, *shape)}, timing info).
@@ -237,10 +273,10 @@ class LavaNetwork:
         t_build = time.perf_counter() - t0
         t1 = time.perf_counter()
         try:
-            if not self._recurrent:
+            if not self._buffered:
                 anchor.run(condition=RunSteps(num_steps=total), run_cfg=cfg)
             else:
-                self._run_recurrent(anchor, cfg, RunSteps, batch, period, total)
+                self._run_buffered(anchor, cfg, RunSteps, batch, period, total)
             t_run = time.perf_counter() - t1
             raw = {}
             for k, mon in self._monitors.items():

@@ -60,7 +60,7 @@ def simulate(
         if key in outputs:
             activity[r.output] = outputs[key]
     if record:
-        activity = fill_stateless(flat, activity)
+        activity = fill_stateless(flat, activity, dt)
     out_name = flat.outputs[0]
     output = activity[out_name] if out_name in activity else activity[
         next(r.population for r in plan.readouts if r.output == out_name)]
