@@ -20,8 +20,11 @@ integer units. A weight ``W`` (normalised, gain folded in) becomes the mantissa 
 ``weight_exp = -(floor(log2 scale) + 1)``, mantissas even (8-bit with sign); for
 single-sign weights, scale = 255/max|w|, ``weight_exp = -floor(log2 scale)``. Lava's fixed-
 point Conv applies no exponent, so a population fed by a Conv takes the largest threshold
-mantissa (a power of two) for which the conv weights fit with exponent 0. Graded input
-(the first layer of direct encoding) is sent as ``round(x * 2**input_bits_frac)``.
+mantissa (a power of two) for which the conv weights fit with exponent 0. When the data to be
+run is given, each population's threshold mantissa is also capped so that the largest |u| or |v|
+of the floating-point run stays within half the 24-bit range (``HEADROOM_TARGET``): a state that
+would saturate gets a coarser scale instead. Graded input (the first layer of direct encoding)
+is sent as ``round(x * 2**input_bits_frac)``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from spikesmith.errors import GraphError
 
 UV_LIMIT = 2**23
 DEFAULT_VTH_MANT = 2**10
+HEADROOM_TARGET = 2.0  # state scale chosen so the verification data peaks at most at half the 24-bit range
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,10 +154,19 @@ def quantise(plan: Plan, cfg: QuantConfig = QuantConfig(), x: np.ndarray | None 
         incoming.setdefault(c.dst, []).append(c)
     report = []
     dt = p.dt
+    # the floating-point state peaks on the data to be run bound each population's state scale
+    peaks = {}
+    if x is not None:
+        float_states = emulate(plan, x, fixed=False)
+        peaks = {n: max(float(np.abs(st["u"]).max(initial=0.0)), float(np.abs(st["v"]).max(initial=0.0)))
+                 for n, st in float_states.items()}
     for name, pop in p.populations.items():
         if pop.kind == "input":
             continue
         vth = cfg.max_vth_mant
+        if peaks.get(name, 0.0) > 0 and pop.spiking:
+            # largest power of two that keeps HEADROOM_TARGET x the observed peak inside 24 bits
+            vth = min(vth, max(1, _pow2_floor(UV_LIMIT / (64.0 * peaks[name] * HEADROOM_TARGET))))
         for c in incoming.get(name, []):
             if c.kind == "conv":
                 wmax = float(np.abs(c.weight).max(initial=0.0))

@@ -84,3 +84,15 @@ def test_verify_passes_float_and_reports_fixed():
     assert v.fixed_ok is True
     assert v.resources["neurons"] == 11 and v.resources["cores"] == 2
     assert set(v.max_membrane_deviation) == {"n1", "n2"}
+
+
+def test_state_scale_is_lowered_where_the_data_would_saturate_24_bits():
+    g = ff_graph(seed=3, neuron="IF")
+    g.nodes["fc1"].weight = -np.abs(g.nodes["fc1"].weight) * 40.0  # v of n1 integrates far below zero
+    x = spikes((40, 2, 6), 0.5, seed=1)
+    _, report = quantise(build_plan(flatten(g), 1e-3), QuantConfig(), x)
+    n1 = report[0]
+    assert n1.vth_mant < QuantConfig().max_vth_mant
+    assert n1.v_headroom >= 2.0
+    _, fixed_scale = quantise(build_plan(flatten(g), 1e-3), QuantConfig(), None)  # no data: no cap
+    assert fixed_scale[0].vth_mant == QuantConfig().max_vth_mant
