@@ -128,16 +128,28 @@ def graph_encoding(graph) -> str | None:
     return None if value is None else str(value)
 
 
-def compile_model(model_path: str | Path, *, out: str | Path, to: str = "nir", dt: float | None = None) -> Path:
-    """Compile a model file (or a NIR file) to a NIR file; returns the written path."""
+def compile_model(model_path: str | Path, *, out: str | Path, to: str = "nir", dt: float | None = None,
+                  reset: str | None = None, reset_timing: str | None = None) -> tuple[Path, str | None]:
+    """Compile a model file (or a NIR file) to a NIR file; returns (the written path, notice).
+
+    A NIR file is written back with its time step and reset rule resolved (:func:`resolve_semantics`:
+    options, stored metadata, a recognised exporter convention) and stored in its metadata, so later
+    runs need no options.
+    """
+    from spikesmith.compile.graph import META_DT, META_RESET, META_RESET_TIMING
+
     if to != "nir":
         raise InputError(f"--to {to!r} is not supported here (expected 'nir' or 'lava')")
     p = Path(model_path)
     if p.suffix == ".nir":
         graph = load_graph(p)
+        dt, rule, notice = resolve_semantics(graph, dt, reset, reset_timing)
+        graph.metadata = {**(graph.metadata or {}), META_DT: dt, META_RESET: rule.mode, META_RESET_TIMING: rule.timing}
     else:
-        graph = export_model(p, dt=dt)
-    return io.write_nir(out, graph)
+        if reset is not None or reset_timing is not None:
+            raise InputError("--reset/--reset-timing apply to NIR files; spikesmith models reset to v_reset at once")
+        graph, notice = export_model(p, dt=dt), None
+    return io.write_nir(out, graph), notice
 
 
 def _model_graph(path: str | Path, *, type_check: bool = True) -> tuple[Any, dict]:

@@ -63,12 +63,20 @@ def test_run_without_stored_dt_says_which_dt_it_used(tmp_path):
     (["run", "{g}", "--bogus"], "No such option: --bogus"),
     (["compile", "{x}", "--to", "nir", "-o", "o.nir"], "unreadable checkpoint"),
     (["compile", "{g}", "--to", "onnx", "-o", "o.nir"], "--to 'onnx' is not supported"),
+    (["run", "{g}", "--input", "{x}", "-o", "y.npy", "--reset", "soft"], "--reset must be one of value, subtract"),
+    (["run", "{g}", "--input", "{x}", "-o", "y.npy", "--reset-timing", "late"],
+     "--reset-timing must be one of immediate, delayed"),
+    (["run", "{badmeta}", "--input", "{x}", "-o", "y.npy"],
+     "graph metadata 'spikesmith.reset' = 'soft': expected one of value, subtract"),
 ])
 def test_bad_input_one_line_exit_2(graph_file, tmp_path, args, message):
     g, x = graph_file
     io.save_array(tmp_path / "bad.npy", np.zeros((4, 2, 5)))
     (tmp_path / "junk.nir").write_bytes(b"not hdf5")
-    fill = {"g": g, "x": x, "bad": tmp_path / "bad.npy", "junk": tmp_path / "junk.nir"}
+    bad_meta = ff_graph(seed=1)
+    bad_meta.metadata = {"spikesmith.dt": 1e-3, "spikesmith.reset": "soft"}
+    io.write_nir(tmp_path / "badmeta.nir", bad_meta)
+    fill = {"g": g, "x": x, "bad": tmp_path / "bad.npy", "junk": tmp_path / "junk.nir", "badmeta": tmp_path / "badmeta.nir"}
     r = cli(*[a.format(**fill) for a in args], cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()

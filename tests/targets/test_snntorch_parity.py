@@ -191,3 +191,21 @@ def test_snntorch_convention_is_not_guessed_for_other_graphs(corpus):
         graph = nir.read(str(corpus / name))
         assert snntorch_export_dt(graph) is None, name
         assert api.resolve_reset(graph) == (ResetRule(), None)
+
+
+def test_compiled_graph_stores_the_settings_and_needs_no_options(corpus, tmp_path, capsys):
+    """`compile --to nir` writes the resolved dt and reset rule into the graph; the copy runs as snnTorch did."""
+    from spikesmith.cli import main
+
+    src = corpus / "braille_noDelay_noBias_subtract.nir"
+    assert main(["compile", str(src), "--to", "nir", "--reset", "subtract", "-o", str(tmp_path / "b.nir")]) == 0
+    stored = nir.read(str(tmp_path / "b.nir")).metadata
+    assert stored["spikesmith.dt"] == DT and stored["spikesmith.reset"] == "subtract"
+    assert stored["spikesmith.reset_timing"] == "delayed"
+    capsys.readouterr()
+    x = spikes((60, 3, 12), 0.3, seed=5)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(tmp_path / "b.nir"), "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")]) == 0
+    assert "note:" not in capsys.readouterr().err
+    _, output = braille_in_snntorch(nir.read(str(src)), "subtract", x)
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), output)
