@@ -69,7 +69,7 @@ class Connection:
     kind: str  # "dense" | "conv"
     weight: np.ndarray  # dense: (dst_size, src_size) NIR flat order; conv: (C_out, C_in, kH, kW)
     recurrent: bool = False  # the path contains a back edge
-    graded: bool = False  # the source sends real values (the input), not spikes
+    graded: bool = False  # the source sends real values (the input, or a non-spiking population's v), not spikes
     conv: dict = field(default_factory=dict)  # stride, padding, dilation, groups, in/out shapes
     nodes: tuple[str, ...] = ()  # the NIR nodes composed into this connection
     delay: int = 0  # synaptic delay in steps (a NIR Delay node on the path), on top of any back edge
@@ -271,6 +271,7 @@ def build_plan(flat: FlatGraph, dt: float, reset: ResetRule | None = None) -> Pl
                                  f"{', '.join(repr(n) for n in region_delays)}; Lava adds constants without delay")
             conns = []
             for s in sorted(srcs, key=flat.order.index):
+                graded = pops[s].kind == "input" or not pops[s].spiking  # real values, not spikes
                 backs = back_edges_on_paths(nodes, s, end)
                 if len(backs) != 1 or max(backs) > 1:
                     raise GraphError(
@@ -311,15 +312,15 @@ def build_plan(flat: FlatGraph, dt: float, reset: ResetRule | None = None) -> Pl
                         w = through(int(d)) - direct + (direct if d == 0 else 0)
                         if np.any(w != 0) or d == 0:
                             conns.append(Connection(src=s, dst=end, kind="dense", weight=w.copy(),
-                                                    recurrent=max(backs) == 1, graded=pops[s].kind == "input",
+                                                    recurrent=max(backs) == 1, graded=graded,
                                                     nodes=tuple(chain), delay=int(d)))
                     if 0 not in delays[on_path[0]] and np.any(direct != 0):
                         conns.append(Connection(src=s, dst=end, kind="dense", weight=direct.copy(),
-                                                recurrent=max(backs) == 1, graded=pops[s].kind == "input",
+                                                recurrent=max(backs) == 1, graded=graded,
                                                 nodes=tuple(chain)))
                     continue
                 conns.append(Connection(src=s, dst=end, kind=kind, weight=weight, recurrent=max(backs) == 1,
-                                        graded=pops[s].kind == "input", conv=conv, nodes=tuple(chain)))
+                                        graded=graded, conv=conv, nodes=tuple(chain)))
         return conns, offset
 
     connections: list[Connection] = []

@@ -160,11 +160,13 @@ def quantise(plan: Plan, cfg: QuantConfig = QuantConfig(), x: np.ndarray | None 
         float_states = emulate(plan, x, fixed=False)
         peaks = {n: max(float(np.abs(st["u"]).max(initial=0.0)), float(np.abs(st["v"]).max(initial=0.0)))
                  for n, st in float_states.items()}
+    # first the state scale S = 64 * vth of every population (a non-spiking one sends its v in those units)
+    vths: dict[str, int] = {}
     for name, pop in p.populations.items():
         if pop.kind == "input":
             continue
         vth = cfg.max_vth_mant
-        if peaks.get(name, 0.0) > 0 and pop.spiking:
+        if peaks.get(name, 0.0) > 0:
             # largest power of two that keeps HEADROOM_TARGET x the observed peak inside 24 bits
             vth = min(vth, max(1, _pow2_floor(UV_LIMIT / (64.0 * peaks[name] * HEADROOM_TARGET))))
         for c in incoming.get(name, []):
@@ -177,6 +179,13 @@ def quantise(plan: Plan, cfg: QuantConfig = QuantConfig(), x: np.ndarray | None 
         if vth < 1:
             raise GraphError(f"node '{name}': convolution weights are too large for Loihi's 8-bit mantissa "
                              "relative to the threshold")
+        vths[name] = vth
+        if not pop.spiking:
+            in_scale[name] = 64.0 * vth
+    for name, pop in p.populations.items():
+        if pop.kind == "input":
+            continue
+        vth = vths[name]
         S = 64.0 * vth
         row = LayerQuant(name=name, vth_mant=vth, du_reg=0, dv_reg=0,
                          tau_syn_requested_s=None, tau_syn_realised_s=None,
@@ -299,11 +308,13 @@ def emulate(plan: Plan, x: np.ndarray, *, fixed: bool) -> dict[str, dict[str, np
             if pop.delayed:  # the reset of the previous step's spikes acts after this step's integration
                 v = np.where(st["s"] > 0, v - vth if pop.subtract else 0, v)
                 s = v > vth
+            if not pop.spiking:  # LI, CubaLI, I: never fire; downstream synapses receive v itself
+                s = np.zeros_like(s)
             out[name]["u"][t], out[name]["v"][t] = u / scale, v / scale
             if not pop.delayed:
                 v = np.where(s, v - vth, v) if pop.subtract else np.where(s, 0, v)
             st["u"], st["v"], st["s"] = u, v, s
-            cur[name] = s.astype(np.float64)
+            cur[name] = s.astype(np.float64) if pop.spiking else v
             out[name]["s"][t] = s
         for n in hist:
             hist[n].append(cur[n])

@@ -90,11 +90,6 @@ class LavaNetwork:
         for name, pop in plan.populations.items():
             if pop.kind == "input":
                 continue
-            if not pop.spiking and any(c.src == name for c in plan.connections):
-                raise GraphError(
-                    f"node '{name}': a non-spiking {pop.node_type} population can only feed the graph output on "
-                    "Lava (its voltage is read out; Lava neurons send spikes, not voltages)"
-                )
             perm = lava_order(pop.shape)
             shape = lava_shape(pop.shape)
             if self.fixed_point:
@@ -107,7 +102,8 @@ class LavaNetwork:
             if not pop.spiking and self.fixed_point:
                 params["vth"] = NEVER_FIXED
             procs[name] = Neurons(shape=shape, reset_interval=period, reset_offset=(1 + pop.lag) % period,
-                                  subtract=pop.subtract, delayed=pop.delayed, name=name, **params)
+                                  subtract=pop.subtract, delayed=pop.delayed, graded=not pop.spiking, name=name,
+                                  **params)
         self._connect_all(procs, Dense, Conv, DelayDense)
         ones = None
         for c in plan.bias_connections:

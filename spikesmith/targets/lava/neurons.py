@@ -9,7 +9,9 @@ computes:
 - reset by subtraction (``subtract``): v <- v - vth instead of v <- 0;
 - delayed reset (``delayed``): the spike is decided on the unreset voltage and the reset acts
   after the next step's integration (snnTorch's convention; see
-  :mod:`spikesmith.compile.units`).
+  :mod:`spikesmith.compile.units`);
+- graded output (``graded``): the neurons never fire and send their voltage every step, as a
+  non-spiking NIR neuron (LI, CubaLI, I) does; a synapse after it takes graded messages.
 
 The sub-threshold dynamics are inherited unchanged from Lava's LIF models (floating point
 and bit-accurate fixed point), so the integer arithmetic is Lava's own.
@@ -44,9 +46,9 @@ class Neurons(AbstractProcess):
 
     def __init__(self, *, shape: tuple[int, ...], du=0.0, dv=0.0, bias_mant=0.0, bias_exp=0, vth=1.0,
                  reset_interval: int = 1, reset_offset: int = 0, subtract: bool = False, delayed: bool = False,
-                 name: str | None = None):
+                 graded: bool = False, name: str | None = None):
         super().__init__(shape=shape, reset_interval=int(reset_interval), reset_offset=int(reset_offset),
-                         subtract=bool(subtract), delayed=bool(delayed), name=name)
+                         subtract=bool(subtract), delayed=bool(delayed), graded=bool(graded), name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.u = Var(shape=shape, init=0)
@@ -67,6 +69,7 @@ class _ResetRule:
         self.reset_offset = int(proc_params["reset_offset"]) % self.reset_interval
         self.subtract = bool(proc_params["subtract"])
         self.delayed = bool(proc_params["delayed"])
+        self.graded = bool(proc_params["graded"])
 
     def _threshold(self):
         raise NotImplementedError
@@ -85,6 +88,9 @@ class _ResetRule:
             self.pending *= 0
         self._before_integration()
         self.subthr_dynamics(activation_in=a_in_data)
+        if self.graded:
+            self.s_out.send(self.v.copy())
+            return
         if self.delayed:
             self._apply_reset(self.pending != 0)
         s_out = self.v > self._threshold()
