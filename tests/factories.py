@@ -39,6 +39,16 @@ def ff_graph(seed: int = 0, n_in: int = 6, n_hidden: int = 8, n_out: int = 3, ne
     return nir.NIRGraph(nodes=nodes, edges=edges)
 
 
+def recurrent_front(rng: np.random.Generator, n: int = 5) -> dict:
+    """Input (3) -> Affine -> CubaLIF (n): the front of the recurrent test graphs (nodes 'in', 'fc', 'lif')."""
+    return {
+        "in": nir.Input(input_type={"input": np.array([3])}),
+        "fc": nir.Affine(weight=rng.normal(0, 2, (n, 3)), bias=rng.normal(0, 0.3, n)),
+        "lif": nir.CubaLIF(tau_syn=np.full(n, 3e-3), tau_mem=np.full(n, 2e-3), r=np.ones(n), v_leak=np.zeros(n),
+                           v_threshold=np.full(n, 0.3), v_reset=np.zeros(n), w_in=np.ones(n)),
+    }
+
+
 def spikes(shape, p=0.3, seed=0) -> np.ndarray:
     """Seeded Bernoulli spike input."""
     return (np.random.default_rng(seed).random(shape) < p).astype(np.float64)

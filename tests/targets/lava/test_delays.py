@@ -4,7 +4,7 @@ import nir
 import numpy as np
 import pytest
 
-from factories import ff_graph, spikes
+from factories import ff_graph, recurrent_front, spikes
 from spikesmith.compile.graph import flatten
 from spikesmith.compile.plan import build_plan
 from spikesmith.compile.quantise import QuantConfig, emulate, quantise
@@ -30,10 +30,7 @@ def delayed_recurrent() -> nir.NIRGraph:
     n = 5
     rng = np.random.default_rng(4)
     nodes = {
-        "in": nir.Input(input_type={"input": np.array([3])}),
-        "fc": nir.Affine(weight=rng.normal(0, 2, (n, 3)), bias=rng.normal(0, 0.3, n)),
-        "lif": nir.CubaLIF(tau_syn=np.full(n, 3e-3), tau_mem=np.full(n, 2e-3), r=np.ones(n), v_leak=np.zeros(n),
-                           v_threshold=np.full(n, 0.3), v_reset=np.zeros(n), w_in=np.ones(n)),
+        **recurrent_front(rng, n),
         "d_rec": nir.Delay(delay=np.full(n, 3e-3)),
         "rec": nir.Linear(weight=rng.normal(0, 0.8, (n, n))),
         "d_out": nir.Delay(delay=np.full(n, 1e-3)),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from factories import ff_graph, spikes
+from factories import ff_graph, recurrent_front, spikes
 from spikesmith.errors import GraphError
 from spikesmith.targets.lava import simulate as lava
 from spikesmith.targets.reference import simulate as reference
@@ -60,10 +60,7 @@ def test_recurrent_cubalif_with_biases():
     n = 5
     rng = np.random.default_rng(4)
     nodes = {
-        "in": nir.Input(input_type={"input": np.array([3])}),
-        "fc": nir.Affine(weight=rng.normal(0, 2, (n, 3)), bias=rng.normal(0, 0.3, n)),
-        "lif": nir.CubaLIF(tau_syn=np.full(n, 3e-3), tau_mem=np.full(n, 2e-3), r=np.ones(n), v_leak=np.zeros(n),
-                           v_threshold=np.full(n, 0.3), v_reset=np.zeros(n), w_in=np.ones(n)),
+        **recurrent_front(rng, n),
         "rec": nir.Affine(weight=rng.normal(0, 0.5, (n, n)), bias=rng.normal(0, 0.1, n)),
         "out": nir.Output(output_type={"output": np.array([n])}),
     }
