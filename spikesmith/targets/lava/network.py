@@ -102,7 +102,8 @@ class LavaNetwork:
             if not pop.spiking and self.fixed_point:
                 params["vth"] = NEVER_FIXED
             procs[name] = Neurons(shape=shape, reset_interval=period, reset_offset=(1 + pop.lag) % period,
-                                  subtract=pop.subtract, delayed=pop.delayed, graded=not pop.spiking, name=name,
+                                  subtract=pop.subtract, delayed=pop.delayed, graded=not pop.spiking,
+                                  msg_shift=getattr(pop, "q_msg_shift", 0) if self.fixed_point else 0, name=name,
                                   **params)
         self._connect_all(procs, Dense, Conv, DelayDense)
         ones = None
@@ -154,25 +155,25 @@ class LavaNetwork:
         zeroing the buffer slots due inside the next sample makes every sample start from rest,
         as in the reference, whatever the network did between samples.
         """
+        # one pause per (sample, source lag), in time order: with short samples and a wide spread
+        # of lags, a later sample's pause for a small lag comes before an earlier one's for a large lag
+        events = sorted({(b * period + lag, lag) for b in range(batch) for _, lag, _ in self._buffered})
         done = 0
-        lags = sorted({lag for _, lag, _ in self._buffered})
-        for b in range(batch):
-            for lag in lags:
-                stop = b * period + lag  # a source of this lag starts the next sample at step stop + 1
-                if stop > done:
-                    anchor.run(condition=RunSteps(num_steps=stop - done), run_cfg=cfg)
-                    done = stop
-                if done == 0:
-                    continue  # nothing has run: every buffer still holds its initial zeros
-                for proc, plag, first in self._buffered:
-                    if plag == lag:
-                        buf = np.asarray(proc.a_buff.get())
-                        if buf.ndim == 1:
-                            buf = np.zeros_like(buf) if first == 0 else buf
-                        else:
-                            buf = buf.copy()
-                            buf[:, first:] = 0
-                        proc.a_buff.set(buf)
+        for stop, lag in events:  # a source of this lag starts its next sample at step stop + 1
+            if stop > done:
+                anchor.run(condition=RunSteps(num_steps=stop - done), run_cfg=cfg)
+                done = stop
+            if done == 0:
+                continue  # nothing has run: every buffer still holds its initial zeros
+            for proc, plag, first in self._buffered:
+                if plag == lag:
+                    buf = np.asarray(proc.a_buff.get())
+                    if buf.ndim == 1:
+                        buf = np.zeros_like(buf) if first == 0 else buf
+                    else:
+                        buf = buf.copy()
+                        buf[:, first:] = 0
+                    proc.a_buff.set(buf)
         if total > done:
             anchor.run(condition=RunSteps(num_steps=total - done), run_cfg=cfg)
 

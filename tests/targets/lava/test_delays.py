@@ -87,3 +87,41 @@ def test_delay_defects_are_named():
     long.nodes["d_hid"].delay = np.full(8, 70e-3)
     with pytest.raises(GraphError, match="delay of 70 steps exceeds Loihi 2's 63"):
         lava(long, spikes((5, 1, 6)), dt=1e-3, fixed_point=True)
+
+
+def test_short_samples_with_a_wide_spread_of_lags():
+    """Buffers are cleared in time order even when a later sample's pause comes before an earlier one's."""
+    rng = np.random.default_rng(0)
+    n = 5
+
+    def lif():
+        return nir.LIF(tau=np.full(n, 2e-3), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.full(n, 0.5),
+                       v_reset=np.zeros(n))
+
+    nodes = {"in": nir.Input(input_type={"input": np.array([3])}),
+             "fc": nir.Linear(weight=rng.normal(1.5, 1, (n, 3))), "l1": lif(),
+             "d1": nir.Delay(delay=np.full(n, 1e-3))}
+    edges = [("in", "fc"), ("fc", "l1"), ("l1", "d1")]
+    prev = "d1"
+    for i in range(2, 6):  # l2 .. l5 at lags 2 .. 5, a second delay before l5
+        if i == 5:
+            nodes["d4"] = nir.Delay(delay=np.full(n, 1e-3))
+            edges.append((prev, "d4"))
+            prev = "d4"
+        nodes[f"f{i}"] = nir.Linear(weight=rng.normal(1, 1, (n, n)))
+        nodes[f"l{i}"] = lif()
+        edges += [(prev, f"f{i}"), (f"f{i}", f"l{i}")]
+        prev = f"l{i}"
+    nodes["out"] = nir.Output(output_type={"output": np.array([n])})
+    edges.append(("l5", "out"))
+    g = nir.NIRGraph(nodes=nodes, edges=edges)
+    ref, lv = assert_identical(g, spikes((2, 4, 3), 0.6, seed=1))  # 2 steps per sample, lags 1..5
+    assert lv.meta["lags"]["l5"] == 5 and ref.activity["l4"].mean() > 0.2
+
+
+def test_zero_delay_lets_a_bias_through():
+    g = ff_graph(seed=3)
+    nodes = dict(g.nodes)
+    nodes["d"] = nir.Delay(delay=np.zeros(8))
+    edges = [e for e in g.edges if e != ("fc1", "n1")] + [("fc1", "d"), ("d", "n1")]
+    assert_identical(nir.NIRGraph(nodes=nodes, edges=edges), spikes((10, 2, 6), 0.5, seed=1) * 2.0)
