@@ -40,6 +40,7 @@ from spikesmith.errors import GraphError
 
 UV_LIMIT = 2**23
 DEFAULT_VTH_MANT = 2**10
+ACC_LIMIT = 2.0**30  # a synapse's 32-bit accumulator, with 2x headroom
 HEADROOM_TARGET = 2.0  # state scale chosen so the verification data peaks at most at half the 24-bit range
 
 
@@ -132,6 +133,23 @@ def _bias(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mant, exp
 
 
+def _message_shift(plan: Plan, name: str, peak: float) -> int:
+    """Right shift of a non-spiking population's voltage before it is sent, so its synapses' sums fit.
+
+    Lava's fixed-point synapse sums ``mantissa * message`` in 32 bits. The largest sum is bounded
+    by the peak message (the state peak, ``peak`` integer units) times the largest row sum of
+    8-bit mantissas; the shift keeps that bound within 2**30 (2x headroom).
+    """
+    worst = 0.0
+    for c in plan.connections + [r.connection for r in plan.readouts if r.connection is not None]:
+        if c.src == name:
+            w, _ = weight_mantissa(dense_weight(c, plan))
+            worst = max(worst, float(np.abs(w).sum(axis=1).max(initial=0.0)))
+    if worst == 0 or peak <= 0:
+        return 0
+    return max(0, math.ceil(math.log2(peak * worst / ACC_LIMIT)))
+
+
 def quantise(plan: Plan, cfg: QuantConfig = QuantConfig(), x: np.ndarray | None = None) -> tuple[Plan, list[LayerQuant]]:
     """A copy of ``plan`` with Loihi integer parameters attached, and the per-population report.
 
@@ -162,6 +180,7 @@ def quantise(plan: Plan, cfg: QuantConfig = QuantConfig(), x: np.ndarray | None 
                  for n, st in float_states.items()}
     # first the state scale S = 64 * vth of every population (a non-spiking one sends its v in those units)
     vths: dict[str, int] = {}
+    shifts: dict[str, int] = {}  # graded message = v >> shift, for non-spiking populations
     for name, pop in p.populations.items():
         if pop.kind == "input":
             continue
@@ -181,7 +200,8 @@ def quantise(plan: Plan, cfg: QuantConfig = QuantConfig(), x: np.ndarray | None 
                              "relative to the threshold")
         vths[name] = vth
         if not pop.spiking:
-            in_scale[name] = 64.0 * vth
+            shifts[name] = _message_shift(p, name, 64.0 * vth * peaks[name] if name in peaks else UV_LIMIT)
+            in_scale[name] = 64.0 * vth / 2**shifts[name]
     for name, pop in p.populations.items():
         if pop.kind == "input":
             continue
@@ -216,6 +236,7 @@ def quantise(plan: Plan, cfg: QuantConfig = QuantConfig(), x: np.ndarray | None 
         row.bias_rel_error = float(np.abs(realised_b - b).max(initial=0.0) / max(float(np.abs(b).max(initial=0.0)), 1.0))
         pop.q_vth, pop.q_du, pop.q_dv, pop.q_bias_mant, pop.q_bias_exp = vth, du_reg, dv_reg, mant, exp
         pop.q_scale = S
+        pop.q_msg_shift = shifts.get(name, 0)
         report.append(row)
     for r in p.readouts:
         if r.connection is not None:
@@ -314,7 +335,10 @@ def emulate(plan: Plan, x: np.ndarray, *, fixed: bool) -> dict[str, dict[str, np
             if not pop.delayed:
                 v = np.where(s, v - vth, v) if pop.subtract else np.where(s, 0, v)
             st["u"], st["v"], st["s"] = u, v, s
-            cur[name] = s.astype(np.float64) if pop.spiking else v
+            if pop.spiking:
+                cur[name] = s.astype(np.float64)
+            else:  # the voltage itself; in fixed point shifted to keep synaptic sums within 32 bits
+                cur[name] = v >> pop.q_msg_shift if fixed else v
             out[name]["s"][t] = s
         for n in hist:
             hist[n].append(cur[n])

@@ -1,7 +1,7 @@
 """spikesmith's Lava neuron process: Lava's LIF dynamics with the reset rules NIR graphs need.
 
 ``Neurons`` is Lava's ``LIFReset`` (periodic state reset so samples can run back to back)
-with three additions, each off by default so that it computes exactly what ``LIFReset``
+with four additions, each off by default so that it computes exactly what ``LIFReset``
 computes:
 
 - per-neuron ``du``/``dv`` (Lava's LIF has one decay per process), so a NIR node whose time
@@ -11,7 +11,9 @@ computes:
   after the next step's integration (snnTorch's convention; see
   :mod:`spikesmith.compile.units`);
 - graded output (``graded``): the neurons never fire and send their voltage every step, as a
-  non-spiking NIR neuron (LI, CubaLI, I) does; a synapse after it takes graded messages.
+  non-spiking NIR neuron (LI, CubaLI, I) does; a synapse after it takes graded messages. In
+  fixed point the voltage is shifted right by ``msg_shift`` bits first, so that the 32-bit
+  sums of the next synapse cannot overflow.
 
 The sub-threshold dynamics are inherited unchanged from Lava's LIF models (floating point
 and bit-accurate fixed point), so the integer arithmetic is Lava's own.
@@ -46,9 +48,10 @@ class Neurons(AbstractProcess):
 
     def __init__(self, *, shape: tuple[int, ...], du=0.0, dv=0.0, bias_mant=0.0, bias_exp=0, vth=1.0,
                  reset_interval: int = 1, reset_offset: int = 0, subtract: bool = False, delayed: bool = False,
-                 graded: bool = False, name: str | None = None):
+                 graded: bool = False, msg_shift: int = 0, name: str | None = None):
         super().__init__(shape=shape, reset_interval=int(reset_interval), reset_offset=int(reset_offset),
-                         subtract=bool(subtract), delayed=bool(delayed), graded=bool(graded), name=name)
+                         subtract=bool(subtract), delayed=bool(delayed), graded=bool(graded),
+                         msg_shift=int(msg_shift), name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.u = Var(shape=shape, init=0)
@@ -70,6 +73,7 @@ class _ResetRule:
         self.subtract = bool(proc_params["subtract"])
         self.delayed = bool(proc_params["delayed"])
         self.graded = bool(proc_params["graded"])
+        self.msg_shift = int(proc_params["msg_shift"])
 
     def _threshold(self):
         raise NotImplementedError
@@ -89,7 +93,7 @@ class _ResetRule:
         self._before_integration()
         self.subthr_dynamics(activation_in=a_in_data)
         if self.graded:
-            self.s_out.send(self.v.copy())
+            self.s_out.send(self._message())
             return
         if self.delayed:
             self._apply_reset(self.pending != 0)
@@ -102,6 +106,9 @@ class _ResetRule:
 
     def _before_integration(self) -> None:
         pass
+
+    def _message(self) -> np.ndarray:
+        return self.v.copy()
 
 
 @implements(proc=Neurons, protocol=LoihiProtocol)
@@ -148,6 +155,9 @@ class PyNeuronsModelFixed(_ResetRule, AbstractPyLifModelFixed):
 
     def _before_integration(self) -> None:
         self.scale_bias()
+
+    def _message(self) -> np.ndarray:
+        return np.right_shift(self.v, self.msg_shift)  # arithmetic: rounds toward minus infinity
 
     def run_spk(self) -> None:
         self._step()

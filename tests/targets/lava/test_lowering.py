@@ -239,3 +239,48 @@ def test_hidden_non_spiking_population_sends_its_voltage(kind):
     em = emulate(plan, x, fixed=True)
     np.testing.assert_array_equal(lf.activity["o"].reshape(em["o"]["s"].shape), em["o"]["s"])
     assert (lf.output == ref.output).mean() > 0.9
+
+
+def test_wide_non_spiking_layer_keeps_fixed_point_sums_within_32_bits():
+    """64 LI neurons with positive weights: unshifted, the next synapse's sums would pass 2**31."""
+    from spikesmith.compile.graph import flatten
+    from spikesmith.compile.plan import build_plan
+    from spikesmith.compile.quantise import QuantConfig, emulate, quantise
+
+    rng = np.random.default_rng(0)
+    n = 64
+    nodes = {"in": nir.Input(input_type={"input": np.array([20])}),
+             "f1": nir.Linear(weight=rng.uniform(0, 1, (n, 20))),
+             "h": nir.LI(tau=np.full(n, 4e-3), r=np.ones(n), v_leak=np.zeros(n)),
+             "f2": nir.Linear(weight=rng.uniform(0, 1, (4, n)) / n * 3.0),
+             "o": nir.LIF(tau=np.full(4, 2e-3), r=np.ones(4), v_leak=np.zeros(4), v_threshold=np.ones(4),
+                          v_reset=np.zeros(4)),
+             "out": nir.Output(output_type={"output": np.array([4])})}
+    g = nir.NIRGraph(nodes=nodes, edges=[("in", "f1"), ("f1", "h"), ("h", "f2"), ("f2", "o"), ("o", "out")])
+    x = spikes((15, 2, 20), 0.5, seed=1)
+    plan, _ = quantise(build_plan(flatten(g), 1e-3), QuantConfig(), x)
+    assert plan.populations["h"].q_msg_shift > 0
+    em = emulate(plan, x, fixed=True)
+    lf = lava(g, x, dt=1e-3, fixed_point=True)
+    np.testing.assert_array_equal(lf.activity["o"].reshape(em["o"]["s"].shape), em["o"]["s"])
+    assert (lf.output == reference(g, x, dt=1e-3).output).mean() > 0.95
+
+
+def test_conv_after_a_non_spiking_layer_becomes_dense():
+    """A conv synapse has no weight exponent in fixed point, so graded voltages go through a dense one."""
+    rng = np.random.default_rng(1)
+    nodes = {"in": nir.Input(input_type={"input": np.array([1, 4, 4])}),
+             "c1": nir.Conv2d(input_shape=(4, 4), weight=rng.normal(0.5, 0.5, (2, 1, 3, 3)), stride=1, padding=1,
+                              dilation=1, groups=1, bias=np.zeros(2)),
+             "h": nir.LI(tau=np.full((2, 4, 4), 3e-3), r=np.ones((2, 4, 4)), v_leak=np.zeros((2, 4, 4))),
+             "c2": nir.Conv2d(input_shape=(4, 4), weight=rng.normal(0.5, 0.5, (2, 2, 3, 3)), stride=1, padding=1,
+                              dilation=1, groups=1, bias=np.zeros(2)),
+             "o": nir.IF(r=np.ones((2, 4, 4)), v_threshold=np.full((2, 4, 4), 8.0), v_reset=np.zeros((2, 4, 4))),
+             "out": nir.Output(output_type={"output": np.array([2, 4, 4])})}
+    g = nir.NIRGraph(nodes=nodes, edges=[("in", "c1"), ("c1", "h"), ("h", "c2"), ("c2", "o"), ("o", "out")],
+                     type_check=False)
+    x = spikes((10, 2, 1, 4, 4), 0.5, seed=2)
+    ref, _ = assert_identical(g, x)
+    assert 0.05 < ref.output.mean() < 0.95
+    lf = lava(g, x, dt=1e-3, fixed_point=True)
+    assert (lf.output == ref.output).mean() > 0.9
