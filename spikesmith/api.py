@@ -129,26 +129,22 @@ def graph_encoding(graph) -> str | None:
 
 
 def compile_model(model_path: str | Path, *, out: str | Path, to: str = "nir", dt: float | None = None,
-                  reset: str | None = None, reset_timing: str | None = None) -> tuple[Path, str | None]:
+                  reset: str | None = None, reset_timing: str | None = None,
+                  type_check: bool = True) -> tuple[Path, str | None]:
     """Compile a model file (or a NIR file) to a NIR file; returns (the written path, notice).
 
-    A NIR file is written back with its time step and reset rule resolved (:func:`resolve_semantics`:
-    options, stored metadata, a recognised exporter convention) and stored in its metadata, so later
-    runs need no options.
+    The graph is written with its time step and reset rule resolved (:func:`resolve_semantics`:
+    options, stored metadata, a recognised exporter convention) and stored in its metadata, so
+    later runs need no options.
     """
     from spikesmith.compile.graph import META_DT, META_RESET, META_RESET_TIMING
 
     if to != "nir":
         raise InputError(f"--to {to!r} is not supported here (expected 'nir' or 'lava')")
     p = Path(model_path)
-    if p.suffix == ".nir":
-        graph = load_graph(p)
-        dt, rule, notice = resolve_semantics(graph, dt, reset, reset_timing)
-        graph.metadata = {**(graph.metadata or {}), META_DT: dt, META_RESET: rule.mode, META_RESET_TIMING: rule.timing}
-    else:
-        if reset is not None or reset_timing is not None:
-            raise InputError("--reset/--reset-timing apply to NIR files; spikesmith models reset to v_reset at once")
-        graph, notice = export_model(p, dt=dt), None
+    graph = load_graph(p, type_check=type_check) if p.suffix == ".nir" else export_model(p, dt=dt)
+    dt, rule, notice = resolve_semantics(graph, dt, reset, reset_timing)
+    graph.metadata = {**(graph.metadata or {}), META_DT: dt, META_RESET: rule.mode, META_RESET_TIMING: rule.timing}
     return io.write_nir(out, graph), notice
 
 
@@ -317,8 +313,11 @@ def resolve_semantics(graph, dt: float | None = None, reset: str | None = None, 
 def simulate(graph, x: np.ndarray, *, target: str = "norse", dt: float, record: bool = True, reset=None):
     """Run ``graph`` on ``target`` ('norse' or 'lava') for input (T, B, *input_shape); returns a Trace.
 
-    ``reset``: a ResetRule (see :func:`resolve_reset`); default: the graph's stored rule, else NIR's.
+    ``reset``: a ResetRule; default: :func:`resolve_reset`'s choice (the graph's stored rule, else a
+    recognised exporter's, e.g. snnTorch's delayed reset, else NIR's).
     """
+    if reset is None:
+        reset, _ = resolve_reset(graph)
     if target == "norse":
         from spikesmith.targets.reference import simulate as run
     elif target == "lava":

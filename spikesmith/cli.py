@@ -84,7 +84,8 @@ def compile_cmd(model: Path = typer.Argument(..., help="Model file (model.pt) or
         typer.echo(api.render_verification(result).splitlines()[-1])
         typer.echo(f"wrote {out / 'verification.json'} and verification.md")
         return 0 if result.ok else 1
-    path, notice = api.compile_model(model, out=out, to=to, dt=dt, reset=reset, reset_timing=reset_timing)
+    path, notice = api.compile_model(model, out=out, to=to, dt=dt, reset=reset, reset_timing=reset_timing,
+                                     type_check=type_check)
     _notes(notice)
     typer.echo(f"wrote {path}")
 

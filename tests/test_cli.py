@@ -123,3 +123,15 @@ def test_compile_to_lava_verifies_and_exits_by_verdict(graph_file, tmp_path):
     r = cli("compile", g, "--to", "lava", "--fixed-point", "--verify", "4", "--tolerance", "1.01", "-o", tmp_path / "w")
     assert r.returncode == 1
     assert "fixed point OUTSIDE tolerance" in r.stdout
+
+
+def test_compile_to_nir_stores_dt_and_reads_without_type_checking(tmp_path):
+    from factories import CORPUS
+
+    if not CORPUS.is_dir():
+        pytest.skip(f"no NIR corpus at {CORPUS}")
+    r = cli("compile", CORPUS / "lif_rockpool.nir", "--to", "nir", "--no-type-check", "--dt", "1e-4",
+            "-o", tmp_path / "r.nir")
+    assert r.returncode == 0, r.stderr
+    g = io.read_nir(tmp_path / "r.nir", type_check=False)
+    assert g.metadata["spikesmith.dt"] == 1e-4 and g.metadata["spikesmith.reset_timing"] == "immediate"

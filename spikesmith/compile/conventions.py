@@ -4,8 +4,8 @@ snnTorch's exporter (``snntorch.export_to_nir``) writes its discrete-time neuron
 (``mem <- beta*mem + syn``, ``syn <- alpha*syn + x``) as NIR neurons at a fixed dt of
 1e-4 s: ``tau_mem = dt/(1-beta)``, ``r = tau_mem/dt``, ``tau_syn = dt/(1-alpha)``,
 ``w_in = tau_syn/dt``, ``v_leak = 0``, ``v_reset = 0``. Discretised at that dt, forward
-Euler gives back snnTorch's update exactly. The identities ``tau/r = w_in``-scaled dt
-are a fingerprint: a graph whose every LIF/CubaLIF node satisfies them for one dt was
+Euler gives back snnTorch's update exactly. The identities ``tau_mem/r = tau_syn/w_in = dt``
+are a fingerprint: a graph whose every LIF/CubaLIF node satisfies them at dt = 1e-4 s was
 written that way, and that dt is the one to run it at. snnTorch's neurons also reset one
 step late (see :mod:`spikesmith.compile.units`); the graph cannot say whether they reset
 to zero or by subtraction.
@@ -19,6 +19,7 @@ import numpy as np
 from spikesmith.compile.graph import META_DT, FlatGraph, flatten
 
 _RTOL = 1e-5  # snnTorch stores float32 parameters
+SNNTORCH_DT = 1e-4  # the time step snnTorch's exporter writes every neuron at
 
 
 def _ratio(a, b) -> np.ndarray | None:
@@ -30,7 +31,7 @@ def _ratio(a, b) -> np.ndarray | None:
 
 
 def snntorch_export_dt(graph: nir.NIRGraph | FlatGraph) -> float | None:
-    """The dt of snnTorch's exporter when every neuron of ``graph`` follows it, else None.
+    """snnTorch's export dt (1e-4 s) when every neuron of ``graph`` follows its exporter, else None.
 
     Graphs that spikesmith wrote (they carry ``spikesmith.dt``) are never matched.
     """
@@ -52,8 +53,8 @@ def snntorch_export_dt(graph: nir.NIRGraph | FlatGraph) -> float | None:
         for field in ("v_leak", "v_reset"):
             if np.any(np.asarray(getattr(node, field), dtype=np.float64) != 0):
                 return None
-        # r = 1/(1-beta) and w_in = 1/(1-alpha) exceed 1 for any decay in (0, 1); r = 1 is NIR's plain default
-        if any(np.any(np.asarray(g, dtype=np.float64) <= 1.0) for g in gains):
+        # r = 1/(1-beta) and w_in = 1/(1-alpha) are at least 1 for any decay in [0, 1)
+        if any(np.any(np.asarray(g, dtype=np.float64) < 1.0 - _RTOL) for g in gains):
             return None
         for r in ratios:
             if r is None:
@@ -62,7 +63,6 @@ def snntorch_export_dt(graph: nir.NIRGraph | FlatGraph) -> float | None:
     if not dts:
         return None
     allv = np.concatenate(dts)
-    dt = float(np.median(allv))
-    if dt <= 0 or not np.allclose(allv, dt, rtol=_RTOL, atol=0):
+    if not np.allclose(allv, SNNTORCH_DT, rtol=_RTOL, atol=0):
         return None
-    return float(f"{dt:.6g}")
+    return SNNTORCH_DT

@@ -105,6 +105,11 @@ class Plan:
         return max(lags, default=0)
 
 
+def _unit_decay(d: np.ndarray) -> np.ndarray:
+    """Decays a hair above 1 (tau = dt stored in float32, e.g. snnTorch's beta = 0) are 1."""
+    return np.where((d > 1.0) & (d <= 1.0 + 1e-6), 1.0, d)
+
+
 def _finite(node, name: str) -> None:
     for f in ("tau", "tau_mem", "tau_syn", "r", "v_leak", "v_threshold", "v_reset", "w_in", "threshold",
               "weight", "bias", "scale"):
@@ -157,6 +162,7 @@ def _population(name: str, node, shape: tuple[int, ...], dt: float, reset: Reset
     elif t is nir.Threshold:
         dv, gain = np.ones(n), 1.0 / scale
     # IF and I: dv = 0, du = 1, gain r/scale
+    du, dv = _unit_decay(du), _unit_decay(dv)
     if not (np.all((0 <= dv) & (dv <= 1)) and np.all((0 < du) & (du <= 1))):
         raise GraphError(
             f"node '{name}': time constants give decays du={du.min():g}..{du.max():g}, dv={dv.min():g}..{dv.max():g} "
@@ -266,7 +272,7 @@ def build_plan(flat: FlatGraph, dt: float, reset: ResetRule | None = None) -> Pl
                 raise GraphError(f"node '{end}': receives shape {tuple(zero.shape[1:])}, expects {tuple(out_shape)}")
             offset = zero.reshape(-1).numpy().copy()
             region_delays = [n for n in nodes if n in delays]
-            if region_delays and not torch.equal(zero, evaluate(end, nodes, {}, 1, passing=-1)):
+            if region_delays and not torch.equal(zero, evaluate(end, nodes, {}, 1, passing=0)):
                 raise GraphError(f"node '{end}': a constant (bias) passes through Delay "
                                  f"{', '.join(repr(n) for n in region_delays)}; Lava adds constants without delay")
             conns = []
@@ -282,7 +288,8 @@ def build_plan(flat: FlatGraph, dt: float, reset: ResetRule | None = None) -> Pl
                 kind, conv = "dense", {}
                 singles = [n for n in chain if not isinstance(flat.nodes[n], (nir.Flatten, nir.Input, nir.Output))]
                 node0 = flat.nodes[singles[0]] if len(singles) == 1 else None
-                if isinstance(node0, nir.Conv2d) and len(srcs) == 1 and len(pops[s].shape) == 3:
+                # a conv synapse has no weight exponent in fixed point: graded voltages need a dense one
+                if isinstance(node0, nir.Conv2d) and len(srcs) == 1 and len(pops[s].shape) == 3 and pops[s].spiking:
                     c = node0
                     kind = "conv"
                     conv = dict(stride=tuple(np.broadcast_to(np.asarray(c.stride).reshape(-1), 2).tolist()),

@@ -18,8 +18,8 @@ Two reset rules beyond NIR's (:class:`~spikesmith.compile.graph.ResetRule`, chos
 - reset by subtraction: v <- v - v_threshold instead of v <- v_reset (needs v_reset = 0);
 - delayed reset (snnTorch's neurons): the spike of step t is decided on the unreset membrane and
   the reset acts on step t+1. For a CubaLIF (snnTorch's Synaptic) step t+1 integrates as usual and
-  then v <- v_reset (or v <- v - v_threshold), so the neuron cannot fire at t+1 and the input of
-  t+1 reaches only the current I. For a LIF or IF (snnTorch's Leaky) a delayed reset to a value
+  then v <- v_reset (so the neuron cannot fire at t+1 and the input of t+1 reaches only the
+  current I), or v <- v - v_threshold (it fires at t+1 if v is still above threshold). For a LIF or IF (snnTorch's Leaky) a delayed reset to a value
   clears v *before* step t+1 integrates, which gives the same spikes as the immediate reset, so
   it is run as immediate; a delayed subtraction acts after step t+1 integrates, for every type.
 
@@ -80,10 +80,10 @@ def effective_reset(node_type: str, rule) -> tuple[bool, bool]:
 def check_time_constant(name: str, field_name: str, tau, dt: float) -> None:
     """Reject a time constant shorter than ``dt``: forward Euler (dt/tau > 1) overshoots and diverges."""
     tau = np.asarray(tau, dtype=np.float64)
-    if np.any(dt / tau > 1.0):
+    if np.any(dt / tau > 1.0 + 1e-6):  # tau = dt stored in float32 is tau = dt
         raise GraphError(
             f"node '{name}': {field_name} = {tau.min():g} s is shorter than dt = {dt:g} s, where forward Euler is "
-            "unstable; use a smaller --dt (Norse 1.1.0's to_nir writes tau = dt/tau_mem_inv: export with "
-            "to_nir(..., dt=1.0) to store the time constant itself)"
+            "unstable; use a smaller --dt (if the graph comes from Norse 1.1.0's to_nir, which writes "
+            "tau = dt/tau_mem_inv, export it with to_nir(..., dt=1.0) to store the time constant itself)"
         )
 

@@ -191,6 +191,25 @@ def test_snntorch_convention_is_not_guessed_for_other_graphs(corpus):
         graph = nir.read(str(corpus / name))
         assert snntorch_export_dt(graph) is None, name
         assert api.resolve_reset(graph) == (ResetRule(), None)
+    # Rockpool's single LIF has tau/r = 1.04e-4 s: consistent, but not snnTorch's dt
+    from spikesmith import io
+
+    assert snntorch_export_dt(io.read_nir(corpus / "lif_rockpool.nir", type_check=False)) is None
+
+
+def test_beta_zero_is_a_unit_decay_not_a_too_short_time_constant():
+    """snnTorch's beta = 0 exports tau = dt in float32 (dt/tau = 1.0000000x): it runs, with decay 1."""
+    torch.manual_seed(0)
+    layers = [torch.nn.Linear(4, 3, dtype=torch.float64),
+              snn.Leaky(beta=torch.zeros(3, dtype=torch.float32), threshold=torch.ones(3), reset_mechanism="zero").double()]
+    graph = _graph_from_snntorch(layers)
+    graph.nodes["m1"].tau = np.asarray(graph.nodes["m1"].tau, dtype=np.float32)
+    graph.nodes["m1"].r = np.asarray(graph.nodes["m1"].r, dtype=np.float32)
+    x = spikes((30, 3, 4), 0.5, seed=2) * 2.0
+    expected = _run_snntorch(layers, x)[0]
+    rule = api.resolve_reset(graph)[0]
+    np.testing.assert_array_equal(reference(graph, x, dt=DT, reset=rule).output, expected)
+    np.testing.assert_array_equal(lava(graph, x, dt=DT, reset=rule).output, expected)
 
 
 def test_compiled_graph_stores_the_settings_and_needs_no_options(corpus, tmp_path, capsys):
