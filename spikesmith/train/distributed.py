@@ -186,6 +186,7 @@ def process_group(backend: str | None = None, *, device: torch.device | None = N
     dist.init_process_group(backend)
     try:
         yield
+        dist.barrier()  # no rank tears its connections down while another still uses them
     finally:
         dist.destroy_process_group()
 

@@ -81,6 +81,7 @@ def _rank(rank: int, world: int, port: int, out: str) -> None:
         m = model()
         result = fit_distributed(m, train, test, CFG, out_dir=Path(out) / f"rank{rank}")
         torch.save({"state": m.state_dict(), "history": result.history}, Path(out) / f"result{rank}.pt")
+        dist.barrier()  # gloo aborts a rank whose peer tears down first
     finally:
         dist.destroy_process_group()
 
