@@ -72,7 +72,7 @@ class LavaNetwork:
     def _build(self, x_lava: np.ndarray, period: int, total: int, workdir: str):
         ensure_lava()
         from lava.proc.conv.process import Conv
-        from lava.proc.dense.process import DelayDense, Dense
+        from lava.proc.dense.process import Dense
         from lava.proc.io.source import RingBuffer as Source
 
         from spikesmith.targets.lava.neurons import Neurons
@@ -105,7 +105,7 @@ class LavaNetwork:
                                   subtract=pop.subtract, delayed=pop.delayed, graded=not pop.spiking,
                                   msg_shift=getattr(pop, "q_msg_shift", 0) if self.fixed_point else 0, name=name,
                                   **params)
-        self._connect_all(procs, Dense, Conv, DelayDense)
+        self._connect_all(procs, Conv, period)
         ones = None
         for c in plan.bias_connections:
             if ones is None:
@@ -133,49 +133,13 @@ class LavaNetwork:
             if r.connection is not None:
                 c = r.connection
                 srcpop = plan.populations[c.src]
-                kw = self._dense_weights(c, None, srcpop.shape)
-                if c.delay:
-                    d = DelayDense(num_message_bits=24 if c.graded else 0, delays=np.full(kw["weights"].shape, c.delay),
-                                   **kw)
-                    self._buffered.append(self._clearing(d, c, srcpop.lag, r.lag))
-                else:
-                    d = Dense(num_message_bits=24 if c.graded else 0, **kw)
+                d = self._synapse(c, self._dense_weights(c, None, srcpop.shape), 24 if c.graded else 0, period,
+                                  srcpop.lag, r.lag)
                 self._out_of(procs[c.src], srcpop.shape).connect(d.s_in)
                 sk = Sink(shape=(int(np.prod(r.shape)),), key="__readout__" + r.output, dtype="float64")
                 d.a_out.connect(sk.a_in)
         self._monitors = monitors
         return src, procs, sinks
-
-    def _run_buffered(self, anchor, cfg, RunSteps, batch: int, period: int, total: int) -> None:
-        """Run sample by sample, clearing what recurrent and delayed synapses still carry of a sample.
-
-        A recurrent synapse delivers the previous step's spikes and a delayed one spikes from
-        several steps back; at the step a population is reset for a new sample, those would be
-        the previous sample's tail. Pausing after the source's last step of each sample and
-        zeroing the buffer slots due inside the next sample makes every sample start from rest,
-        as in the reference, whatever the network did between samples.
-        """
-        # one pause per (sample, source lag), in time order: with short samples and a wide spread
-        # of lags, a later sample's pause for a small lag comes before an earlier one's for a large lag
-        events = sorted({(b * period + lag, lag) for b in range(batch) for _, lag, _ in self._buffered})
-        done = 0
-        for stop, lag in events:  # a source of this lag starts its next sample at step stop + 1
-            if stop > done:
-                anchor.run(condition=RunSteps(num_steps=stop - done), run_cfg=cfg)
-                done = stop
-            if done == 0:
-                continue  # nothing has run: every buffer still holds its initial zeros
-            for proc, plag, first in self._buffered:
-                if plag == lag:
-                    buf = np.asarray(proc.a_buff.get())
-                    if buf.ndim == 1:
-                        buf = np.zeros_like(buf) if first == 0 else buf
-                    else:
-                        buf = buf.copy()
-                        buf[:, first:] = 0
-                    proc.a_buff.set(buf)
-        if total > done:
-            anchor.run(condition=RunSteps(num_steps=total - done), run_cfg=cfg)
 
     def _dense_weights(self, c: Connection, dst_shape, src_shape) -> dict:
         """Dense process arguments for connection ``c``, permuted to Lava's layouts."""
@@ -197,18 +161,29 @@ class LavaNetwork:
         return port.reshape(lava_shape(shape)) if len(shape) == 3 else port
 
     @staticmethod
-    def _clearing(proc, c: Connection, src_lag: int, dst_lag: int) -> tuple:
-        """(process, pause lag, first buffer slot to clear) for a synapse whose buffer outlives a sample.
+    def _synapse(c: Connection, kw: dict, bits: int, period: int, src_lag: int, dst_lag: int):
+        """The dense synapse process for ``c``: Lava's Dense, or DelayDense for a delay.
 
-        Paused after the source's last step of a sample, the buffer holds only that sample's
-        contributions; slot k is delivered k + 1 steps later, and slots from ``dst_lag - src_lag``
-        on would reach the destination inside its next sample, so they are cleared.
+        A recurrent or delayed synapse holds a sample's spikes past the sample's end, so it is
+        the clearing variant (:mod:`~spikesmith.targets.lava.synapses`): at the first step of the
+        source's next sample (step ``b * period + src_lag + 1``) it drops the buffer slots from
+        ``dst_lag - src_lag`` on, those that would reach the destination inside its next sample.
         """
-        return proc, src_lag, dst_lag - src_lag
+        from lava.proc.dense.process import Dense
 
-    def _connect_all(self, procs, Dense, Conv, DelayDense) -> None:
+        from spikesmith.targets.lava.synapses import ClearedDelayDense, ClearedDense
+
+        if c.delay:
+            kw = dict(kw, delays=np.full(kw["weights"].shape, c.delay))
+        if not (c.recurrent or c.delay):
+            return Dense(num_message_bits=bits, **kw)
+        clearing = dict(clear_interval=period, clear_offset=src_lag + 1, clear_from=dst_lag - src_lag)
+        if c.delay:
+            return ClearedDelayDense(num_message_bits=bits, **clearing, **kw)
+        return ClearedDense(num_message_bits=bits, **clearing, **kw)
+
+    def _connect_all(self, procs, Conv, period: int) -> None:
         plan = self.plan
-        self._buffered = []
         for c in plan.connections:
             src, dst = plan.populations[c.src], plan.populations[c.dst]
             bits = 24 if c.graded else 0
@@ -227,15 +202,9 @@ class LavaNetwork:
                 procs[c.src].s_out.connect(proc.s_in)
                 proc.a_out.connect(procs[c.dst].a_in)
             else:
-                kw = self._dense_weights(c, dst.shape, src.shape)
-                if c.delay:
-                    proc = DelayDense(num_message_bits=bits, delays=np.full(kw["weights"].shape, c.delay), **kw)
-                else:
-                    proc = Dense(num_message_bits=bits, **kw)
+                proc = self._synapse(c, self._dense_weights(c, dst.shape, src.shape), bits, period, src.lag, dst.lag)
                 self._out_of(procs[c.src], src.shape).connect(proc.s_in)
                 self._into(proc.a_out, dst.shape).connect(procs[c.dst].a_in)
-            if c.recurrent or c.delay:
-                self._buffered.append(self._clearing(proc, c, src.lag, dst.lag))
 
     def run(self, x: np.ndarray, *, recording_dir: str | None = None) -> tuple[dict[str, np.ndarray], dict]:
         """Simulate ``x`` (T, B, *input_shape); returns ({name: (T, B, *shape)}, timing info).
@@ -270,10 +239,7 @@ class LavaNetwork:
         t_build = time.perf_counter() - t0
         t1 = time.perf_counter()
         try:
-            if not self._buffered:
-                anchor.run(condition=RunSteps(num_steps=total), run_cfg=cfg)
-            else:
-                self._run_buffered(anchor, cfg, RunSteps, batch, period, total)
+            anchor.run(condition=RunSteps(num_steps=total), run_cfg=cfg)
             t_run = time.perf_counter() - t1
             raw = {}
             for k, mon in self._monitors.items():
