@@ -115,7 +115,16 @@ class _Encoded(nn.Module):
         return self._gene.genes
 
     def _flat_weight(self) -> torch.Tensor:
-        return generate_weight(self.x_post, self._gene.g, self.x_pre)
+        if torch.is_grad_enabled():  # training: generate inside the autograd graph every time
+            return generate_weight(self.x_post, self._gene.g, self.x_pre)
+        # Inference: generate once and reuse until an encoding or G changes. In-place updates
+        # (optimizer steps, load_state_dict) bump a tensor's version; moving the module gives new storage.
+        key = tuple((t._version, t.data_ptr(), t.dtype, t.device) for t in (self.x_post, self._gene.g, self.x_pre))
+        cached = self.__dict__.get("_weight_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, generate_weight(self.x_post, self._gene.g, self.x_pre))
+            object.__setattr__(self, "_weight_cache", cached)
+        return cached[1]
 
     def materialise(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return (dense weight in torch orientation, bias or None), detached."""

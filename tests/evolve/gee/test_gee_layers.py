@@ -144,3 +144,26 @@ def test_bad_arguments_raise_input_error():
         GeneLinear(4, 4, gene=nn.Linear(2, 2))
     with pytest.raises(InputError, match="in_channels"):
         GeneConv2d(0, 4, 3, gene=GeneInteraction(2))
+
+
+def test_inference_reuses_the_generated_weight_until_the_encodings_change():
+    from spikesmith.evolve.gee.layers import GeneInteraction, GeneLinear
+
+    torch.manual_seed(0)
+    gene = GeneInteraction(8)
+    layer = GeneLinear(12, 5, gene=gene)
+    x = torch.randn(4, 12)
+    with torch.no_grad():
+        w1 = layer.weight
+        assert layer.weight is w1  # generated once
+        y1 = layer(x)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    layer(x).sum().backward()  # grad enabled: generated in the graph, no cache involved
+    opt.step()
+    with torch.no_grad():
+        w2 = layer.weight
+        assert w2 is not w1 and not torch.equal(w2, w1)  # the step invalidated the cache
+        torch.testing.assert_close(w2, (layer.x_post @ gene.g) @ layer.x_pre.T)
+        gene.g.mul_(2.0)  # a change to the shared G also invalidates it
+        torch.testing.assert_close(layer.weight, (layer.x_post @ gene.g) @ layer.x_pre.T)
+        assert not torch.equal(layer(x), y1)
