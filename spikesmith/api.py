@@ -217,7 +217,9 @@ def render_verification(v) -> str:
              "| comparison | output agreement | identical | first divergence |", "|---|---|---|---|"]
     for c in v.comparisons:
         fd = "-" if not c.first_divergence else f"{c.first_divergence['node']} at t={c.first_divergence['time_step']}"
-        lines.append(f"| {c.a} vs {c.b} | {c.output:.4f} | {'yes' if c.identical else 'no'} | {fd} |")
+        same = ("yes" if not c.value_tolerance else f"yes (real values within {c.value_tolerance:.0%})") \
+            if c.identical else "no"
+        lines.append(f"| {c.a} vs {c.b} | {c.output:.4f} | {same} | {fd} |")
     lines += ["", "| node | " + " | ".join(f"{c.a} vs {c.b}" for c in v.comparisons) + " |",
               "|---|" + "---|" * len(v.comparisons)]
     for node in v.comparisons[0].per_node:

@@ -96,3 +96,30 @@ def test_state_scale_is_lowered_where_the_data_would_saturate_24_bits():
     assert n1.v_headroom >= 2.0
     _, fixed_scale = quantise(build_plan(flatten(g), 1e-3), QuantConfig(), None)  # no data: no cap
     assert fixed_scale[0].vth_mant == QuantConfig().max_vth_mant
+
+
+def test_real_valued_outputs_agree_within_the_stated_tolerance():
+    """A linear readout's values cannot be equal in fixed point; they agree within 2% of their peak."""
+    import nir
+
+    from spikesmith.targets.verify import FIXED_VALUE_TOLERANCE, compare, verify
+
+    g = ff_graph(seed=3, neuron="LIF")
+    nodes = dict(g.nodes)
+    nodes.pop("n2")
+    nodes["out"] = nir.Output(output_type={"output": np.array([3])})
+    edges = [e for e in g.edges if "n2" not in e] + [("fc2", "out")]
+    readout = nir.NIRGraph(nodes=nodes, edges=edges)
+    v = verify(readout, spikes((20, 4, 6), 0.5, seed=1), dt=1e-3, fixed_point=True)
+    assert v.float_ok and v.comparisons[0].value_tolerance == 0
+    assert v.comparisons[1].value_tolerance == FIXED_VALUE_TOLERANCE and v.comparisons[1].output > 0.9
+    assert v.fixed_ok
+    # the tolerance is relative to the first trace's peak; spikes are never given any slack
+    from spikesmith.targets.trace import Trace
+
+    a = Trace(target="a", dt=1e-3, input=np.zeros((1, 1, 1)), output=np.array([[[10.0, 0.0]]]),
+              activity={"s": np.array([[[1.0, 0.0]]])}, seconds=0.0)
+    b = Trace(target="b", dt=1e-3, input=np.zeros((1, 1, 1)), output=np.array([[[10.15, 0.3]]]),
+              activity={"s": np.array([[[0.0, 0.0]]])}, seconds=0.0)
+    c = compare(a, b, ["s"], "out", FIXED_VALUE_TOLERANCE)
+    assert c.output == 0.5 and c.per_node["s"] == 0.5
