@@ -76,6 +76,14 @@ def evolve_architecture(*, data: str = "digits", steps: int = 8, population: int
                   on_progress=lambda row: _emit(on_progress, "evolve", row))
 
 
+def train_nas_best(result_or_dir, *, targets: tuple[str, ...] = TARGETS, **kwargs) -> list[dict]:
+    """Train the best networks of an MSE-NAS search and run each on ``targets`` (see
+    :func:`spikesmith.evolve.nas.train_best` for the other arguments)."""
+    from spikesmith.evolve.nas import train_best
+
+    return train_best(result_or_dir, targets=targets, simulate=simulate, **kwargs)
+
+
 def train_model(values: dict, *, data: str = "digits", steps: int = 8, epochs: int = 15, batch_size: int = 64,
                 lr: float = 5e-3, seed: int = 0, out_dir: str | Path | None = None, resume: bool = False,
                 device: str | None = None, data_dir: str | None = None, encoding: str | None = None,

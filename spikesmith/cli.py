@@ -194,7 +194,8 @@ def evolve_nas(data: str = typer.Option("digits", help="Dataset name."),
                                                  "Norse and Lava (0: search only)."),
                deploy_samples: Optional[int] = typer.Option(None, help="Test samples for the targets (default: all).")):
     """MSE-NAS: multi-scale architecture search (NSGA-II, training-free RDM fitness)."""
-    from spikesmith.evolve.nas import run_nas, train_best
+    from spikesmith import api
+    from spikesmith.evolve.nas import run_nas
 
     con = _console()
     r = run_nas(data=data, generations=generations, population=population, seed=seed, out_dir=out,
@@ -204,8 +205,8 @@ def evolve_nas(data: str = typer.Option("digits", help="Dataset name."),
                f"{r.best.score:.4f} ({r.best.params:,} parameters, {r.best.synops:,.0f} synaptic ops/sample); "
                f"wrote {out}/pareto.json")
     if train:
-        rows = train_best(out, epochs=train, seed=seed, deploy_samples=deploy_samples,
-                          out_dir=Path(out) / "trained", on_progress=con.progress)
+        rows = api.train_nas_best(out, epochs=train, seed=seed, deploy_samples=deploy_samples,
+                                  out_dir=Path(out) / "trained", on_progress=con.progress)
         typer.echo("test accuracy " + ", ".join(f"{k} {v:.3f}" for k, v in rows[0]["accuracy"].items()))
 
 

@@ -1,7 +1,8 @@
 """MSE-NAS: multi-scale architecture search with a training-free RDM fitness (paper B; spec section 3).
 
 May import ``spikesmith.nn``, ``spikesmith.train``, ``spikesmith.data`` and ``spikesmith.compile.graph``
-(metadata keys of the NIR export); ``train_best`` imports ``spikesmith.targets`` lazily to deploy.
+(metadata keys of the NIR export); never the targets: ``train_best`` deploys through a ``simulate``
+function it is given (``spikesmith.api.train_nas_best`` passes ``spikesmith.api.simulate``).
 """
 
 from spikesmith.evolve.nas.export import export_nas

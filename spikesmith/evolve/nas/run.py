@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -387,7 +387,8 @@ def train_best(
     batch_size: int = 64,
     lr: float = 1e-2,
     seed: int = 0,
-    targets: tuple[str, ...] = ("norse", "lava"),
+    targets: tuple[str, ...] = (),
+    simulate: Callable[..., Any] | None = None,
     deploy_samples: int | None = None,
     out_dir: str | Path | None = None,
     device: str | None = None,
@@ -399,6 +400,8 @@ def train_best(
     per network: genome, architecture, torch test accuracy, and per target the accuracy on the
     first ``deploy_samples`` test samples (None: all) plus spike agreement with the torch model.
     With ``out_dir`` writes ``best{i}/`` (model.pt, model.nir, training files) and ``deploy.json``.
+    The targets run through ``simulate(graph, x, target=..., dt=...)`` (``spikesmith.api.simulate``;
+    :func:`spikesmith.api.train_nas_best` passes it), so the search never imports the targets.
     """
     import torch
 
@@ -413,6 +416,9 @@ def train_best(
     unknown = sorted(set(targets) - {"norse", "lava"})
     if unknown:
         raise InputError(f"unknown target(s) {unknown} (expected 'norse' and/or 'lava')")
+    if targets and simulate is None:
+        raise InputError("deploying to targets needs simulate=spikesmith.api.simulate "
+                         "(or call spikesmith.api.train_nas_best)")
     steps, data = int(cfg["steps"]), str(cfg["data"])
     space = NasSpace(cells=int(cfg["cells"]))
     train, test, info = make_loaders(data, batch_size=batch_size, steps=steps, seed=seed)
@@ -459,12 +465,8 @@ def train_best(
         for target in targets:
             if on_progress:
                 on_progress("deploy", {"network": i, "target": target, "samples": int(len(y))})
-            if target == "norse":
-                from spikesmith.targets.reference import simulate
-            else:
-                from spikesmith.targets.lava import simulate
             t = time.perf_counter()
-            trace = simulate(graph, x, dt=model.dt)
+            trace = simulate(graph, x, target=target, dt=model.dt)
             row["seconds"][target] = time.perf_counter() - t
             row["accuracy"][target] = float((trace.output.sum(0).argmax(-1) == y).mean())
             row["agreement"][target] = float((trace.output == ref_out).mean())

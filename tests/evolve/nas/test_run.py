@@ -8,7 +8,7 @@ import pytest
 
 from spikesmith import io
 from spikesmith.errors import InputError
-from spikesmith.evolve.nas.run import load_nas_model, run_nas, train_best
+from spikesmith.evolve.nas.run import load_nas_model, run_nas
 
 TINY = dict(generations=3, population=6, seed=3, steps=2, cells=2, channels=4, fitness_batch=16)
 ROOT = Path(__file__).resolve().parents[3]
@@ -111,7 +111,9 @@ def test_resume_after_sigkill_loses_at_most_one_generation(tmp_path):
 @pytest.mark.slow
 def test_train_best_trains_exports_and_deploys(tmp_path):
     run_nas(out_dir=tmp_path, **TINY)
-    rows = train_best(tmp_path, epochs=2, deploy_samples=4, out_dir=tmp_path / "trained")
+    from spikesmith import api
+
+    rows = api.train_nas_best(tmp_path, epochs=2, deploy_samples=4, out_dir=tmp_path / "trained")
     (row,) = rows
     assert set(row["accuracy"]) == {"torch", "norse", "lava"}
     assert row["agreement"]["norse"] == 1.0
