@@ -155,8 +155,9 @@ def quantise(plan: Plan, cfg: QuantConfig = QuantConfig(), x: np.ndarray | None 
 
     Sets on every LIF population ``q_vth, q_du, q_dv, q_bias_mant, q_bias_exp`` and on every
     connection ``q_weight, q_exp``; ``plan.q_input_scale`` is the factor applied to graded input.
-    ``x`` (T, B, ...), the data to be run, decides the input scale when the config leaves it open
-    and gives the state headroom of each population.
+    ``x`` (T, B, ...), the data to be run, decides the input scale when the config leaves it open,
+    caps each population's state scale and gives its state headroom; the float and fixed
+    emulations of ``x`` are kept as ``plan.q_emulated``.
     """
     p = copy.deepcopy(plan)
     frac = cfg.input_frac_bits
@@ -247,6 +248,8 @@ def quantise(plan: Plan, cfg: QuantConfig = QuantConfig(), x: np.ndarray | None 
     p.q_input_scale = in_scale[p.input]
     if x is not None:
         states = emulate(p, x, fixed=True)
+        # both emulations of the data, for callers that compare them (verify's membrane deviation)
+        p.q_emulated = {"float": float_states, "fixed": states}
         for row in report:
             st = states[row.name]
             S = p.populations[row.name].q_scale

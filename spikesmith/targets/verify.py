@@ -105,7 +105,7 @@ def verify(graph: nir.NIRGraph, x: np.ndarray, *, dt: float, fixed_point: bool =
     ``FIXED_VALUE_TOLERANCE`` of the output's peak |value|. ``reset``: the neurons' ResetRule (default: the graph's stored rule, else NIR's).
     """
     from spikesmith.compile.plan import build_plan
-    from spikesmith.compile.quantise import QuantConfig, emulate, quantise
+    from spikesmith.compile.quantise import QuantConfig, quantise
     from spikesmith.compile.resources import estimate
     from spikesmith.targets.lava import simulate as lava
     from spikesmith.targets.reference import simulate as reference
@@ -132,7 +132,7 @@ def verify(graph: nir.NIRGraph, x: np.ndarray, *, dt: float, fixed_point: bool =
         fixed_ok = comps[1].output >= fixed_tolerance
         quant = [r.to_dict() for r in qreport]
         per_sample["lava-fixed"] = lf.per_sample_seconds()
-        fl, fx = emulate(plan, x, fixed=False), emulate(qplan, x, fixed=True)
+        fl, fx = qplan.q_emulated["float"], qplan.q_emulated["fixed"]  # quantise emulated x both ways
         # the emulator reproduces Lava's fixed-point spikes exactly; its membranes give the deviation
         deviation = {n: float(np.abs(fl[n]["v"] - fx[n]["v"]).max(initial=0.0)) for n in fl}
     accuracy = {}
