@@ -149,18 +149,29 @@ def compile_model(model_path: str | Path, *, out: str | Path, to: str = "nir", d
 
     if to != "nir":
         raise InputError(f"--to {to!r} is not supported here (expected 'nir' or 'lava')")
-    p = Path(model_path)
-    graph = load_graph(p, type_check=type_check) if p.suffix == ".nir" else export_model(p, dt=dt)
+    graph, _ = _model_graph(model_path, type_check=type_check)
     dt, rule, notice = resolve_semantics(graph, dt, reset, reset_timing)
     graph.metadata = {**(graph.metadata or {}), META_DT: dt, META_RESET: rule.mode, META_RESET_TIMING: rule.timing}
     return io.write_nir(out, graph), notice
 
 
 def _model_graph(path: str | Path, *, type_check: bool = True) -> tuple[Any, dict]:
-    """(NIR graph, architecture description) of a NIR file or a model file ({} for a NIR file)."""
+    """(NIR graph, architecture description) of a NIR file or a model file ({} for a NIR file).
+
+    Model files are those of :func:`save_model` (conv SNNs) and of an MSE-NAS search's
+    ``best{i}/model.pt`` (``spikesmith.evolve.nas.save_nas_model``).
+    """
     p = Path(path)
     if p.suffix == ".nir":
         return load_graph(p, type_check=type_check), {}
+    from spikesmith.evolve.nas.run import MODEL_FORMAT as NAS_FORMAT
+
+    state = io.load_checkpoint(p)
+    if isinstance(state, dict) and state.get("format") == NAS_FORMAT:
+        from spikesmith.evolve.nas import export_nas, load_nas_model
+
+        model, meta = load_nas_model(p)
+        return export_nas(model), meta
     model, arch = load_model(p)
     return export_model(model, dt=arch.get("dt"), encoding=arch.get("encoding")), arch
 
