@@ -48,6 +48,16 @@ def demo(out: Path = typer.Option(Path("out/demo"), "-o", "--out", help="Output 
     typer.echo(f"wrote {', '.join(sorted(Path(p).name for p in s['files'].values()))} to {s['out_dir']}")
 
 
+def _reset_option():
+    return typer.Option(None, "--reset", help="Spike reset: value (to v_reset, NIR's) or subtract "
+                        "(default: the graph's stored rule, else value).")
+
+
+def _reset_timing_option():
+    return typer.Option(None, "--reset-timing", help="immediate (NIR's) or delayed "
+                        "(snnTorch's; the default for graphs exported by snnTorch).")
+
+
 def _notes(notice: str | None) -> None:
     """Print each line of a notice on stderr."""
     for line in (notice or "").splitlines():
@@ -64,10 +74,8 @@ def compile_cmd(model: Path = typer.Argument(..., help="Model file (model.pt) or
                 data: Optional[str] = typer.Option(None, help="Draw verification inputs from this dataset."),
                 steps: Optional[int] = typer.Option(None, help="Time steps of the verification inputs."),
                 tolerance: float = typer.Option(0.9, help="Fixed-point output spike agreement required."),
-                reset: Optional[str] = typer.Option(None, "--reset", help="Spike reset: value (to v_reset, NIR's) or subtract "
-                                                   "(default: the graph's stored rule, else value)."),
-                reset_timing: Optional[str] = typer.Option(None, "--reset-timing", help="immediate (NIR's) or delayed "
-                                                          "(snnTorch's; the default for graphs exported by snnTorch)."),
+                reset: Optional[str] = _reset_option(),
+                reset_timing: Optional[str] = _reset_timing_option(),
                 type_check: bool = typer.Option(True, "--type-check/--no-type-check",
                                                 help="Let nir check the graph's types when reading.")):
     """Compile a model to NIR, or to Lava with verification (exit 1 when verification fails)."""
@@ -96,10 +104,8 @@ def run_cmd(model: Path = typer.Argument(..., help="NIR file."),
             input: Path = typer.Option(..., "--input", help="Input .npy shaped (T, B, *input_shape)."),
             out: Path = typer.Option(..., "-o", "--out", help="Output .npy (T, B, *output_shape)."),
             dt: Optional[float] = typer.Option(None, help="Time step in seconds (default: the graph's, else 1e-3)."),
-            reset: Optional[str] = typer.Option(None, "--reset", help="Spike reset: value (to v_reset, NIR's) or subtract "
-                                               "(default: the graph's stored rule, else value)."),
-            reset_timing: Optional[str] = typer.Option(None, "--reset-timing", help="immediate (NIR's) or delayed "
-                                                      "(snnTorch's; the default for graphs exported by snnTorch)."),
+            reset: Optional[str] = _reset_option(),
+            reset_timing: Optional[str] = _reset_timing_option(),
             type_check: bool = typer.Option(True, "--type-check/--no-type-check",
                                             help="Let nir check the graph's types when reading.")):
     """Simulate a NIR graph on a target and save its output spikes."""
@@ -220,10 +226,8 @@ def energy_report_cmd(model: Path = typer.Argument(..., help="NIR file or model 
                       samples: int = typer.Option(100, help="Samples drawn from --data."),
                       steps: Optional[int] = typer.Option(None, help="Time steps for --data (default: the model's)."),
                       dt: Optional[float] = typer.Option(None, help="Time step in seconds."),
-                      reset: Optional[str] = typer.Option(None, "--reset", help="Spike reset: value (to v_reset, NIR's) or subtract "
-                                                         "(default: the graph's stored rule, else value)."),
-                      reset_timing: Optional[str] = typer.Option(None, "--reset-timing", help="immediate (NIR's) or delayed "
-                                                                "(snnTorch's; the default for graphs exported by snnTorch)."),
+                      reset: Optional[str] = _reset_option(),
+                      reset_timing: Optional[str] = _reset_timing_option(),
                       out: Path = typer.Option(..., "-o", "--out", help="Output directory.")):
     """Count synaptic operations from simulated spikes and compare with an ANN baseline's MACs."""
     from spikesmith import api
