@@ -100,6 +100,11 @@ class Plan:
     reset: ResetRule = field(default_factory=ResetRule)
 
     @property
+    def readout_connections(self) -> list[Connection]:
+        """The connections that feed graph outputs (not populations)."""
+        return [r.connection for r in self.readouts if r.connection is not None]
+
+    @property
     def max_lag(self) -> int:
         lags = [p.lag for p in self.populations.values()] + [r.lag for r in self.readouts]
         return max(lags, default=0)

@@ -141,7 +141,7 @@ def _message_shift(plan: Plan, name: str, peak: float) -> int:
     8-bit mantissas; the shift keeps that bound within 2**30 (2x headroom).
     """
     worst = 0.0
-    for c in plan.connections + [r.connection for r in plan.readouts if r.connection is not None]:
+    for c in plan.connections + plan.readout_connections:
         if c.src == name:
             w, _ = weight_mantissa(dense_weight(c, plan))
             worst = max(worst, float(np.abs(w).sum(axis=1).max(initial=0.0)))

@@ -63,7 +63,7 @@ class LavaNetwork:
         self.fixed_point = fixed_point
         self.record = record
         if fixed_point:
-            for c in plan.connections + [r.connection for r in plan.readouts if r.connection is not None]:
+            for c in plan.connections + plan.readout_connections:
                 if c.delay > MAX_DELAY_FIXED:
                     raise GraphError(
                         f"connection '{c.src}' -> '{c.dst}': delay of {c.delay} steps exceeds Loihi 2's "
