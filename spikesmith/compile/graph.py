@@ -129,7 +129,7 @@ class ResetRule:
     """What a spiking neuron does after it fires.
 
     ``mode``: "value" sets v to v_reset (the only reset NIR expresses); "subtract" lowers v by
-    v_threshold - v_reset (reset by subtraction, e.g. snnTorch's default; NIR cannot carry it).
+    v_threshold (reset by subtraction, e.g. snnTorch's default; NIR cannot carry it; needs v_reset = 0).
     ``timing``: "immediate" applies the reset in the step of the spike (NIR, Norse, Lava);
     "delayed" applies it one step later, as snnTorch's neurons do (the reset decided from
     step t's membrane acts on step t+1's update). See :mod:`spikesmith.compile.units`.
@@ -143,11 +143,6 @@ class ResetRule:
             raise GraphError(f"reset mode {self.mode!r} is not one of {', '.join(RESET_MODES)}")
         if self.timing not in RESET_TIMINGS:
             raise GraphError(f"reset timing {self.timing!r} is not one of {', '.join(RESET_TIMINGS)}")
-
-    @property
-    def is_nir(self) -> bool:
-        """True for NIR's own semantics (reset to v_reset in the step of the spike)."""
-        return self.mode == "value" and self.timing == "immediate"
 
     def describe(self) -> str:
         what = "to v_reset" if self.mode == "value" else "by subtraction"

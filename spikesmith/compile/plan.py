@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from spikesmith.compile.graph import FlatGraph, ResetRule, graph_reset
-from spikesmith.compile.units import check_time_constant, effective_reset
+from spikesmith.compile.units import check_time_constants, effective_reset
 from spikesmith.errors import GraphError, UnsupportedNodeError
 from spikesmith.compile.ops import LINEAR_OPS, conv_padding, delay_steps
 
@@ -152,9 +152,7 @@ def _population(name: str, node, shape: tuple[int, ...], dt: float, reset: Reset
     du, dv = np.ones(n), np.zeros(n)
     gain = r / scale
     const = np.zeros(n)
-    for f in ("tau", "tau_mem", "tau_syn"):
-        if getattr(node, f, None) is not None:
-            check_time_constant(name, f, per(f), dt)
+    check_time_constants(node, name, dt)
     if t in (nir.LIF, nir.LI):
         dv = dt / per("tau")
         gain = gain * dv

@@ -87,3 +87,11 @@ def check_time_constant(name: str, field_name: str, tau, dt: float) -> None:
             "tau = dt/tau_mem_inv, export it with to_nir(..., dt=1.0) to store the time constant itself)"
         )
 
+
+def check_time_constants(node, name: str, dt: float) -> None:
+    """:func:`check_time_constant` for each time constant a NIR neuron node has (tau, tau_mem, tau_syn)."""
+    for field_name in ("tau", "tau_mem", "tau_syn"):
+        value = getattr(node, field_name, None)
+        if value is not None:
+            check_time_constant(name, field_name, value, dt)
+

@@ -20,7 +20,7 @@ from norse.torch.functional.leaky_integrator_box import LIBoxParameters, LIBoxSt
 from norse.torch.functional.lif_box import LIFBoxFeedForwardState, LIFBoxParameters, lif_box_feed_forward_step
 
 from spikesmith.compile.graph import FlatGraph, ResetRule, flatten, graph_reset
-from spikesmith.compile.units import check_time_constant, effective_reset
+from spikesmith.compile.units import check_time_constants, effective_reset
 from spikesmith.errors import GraphError, UnsupportedNodeError
 from spikesmith.compile.ops import LINEAR_OPS, as_tensor, delay_steps
 from spikesmith.targets.trace import Trace
@@ -41,9 +41,7 @@ class _Neuron:
     def __init__(self, node: nir.NIRNode, name: str, shape, dtype, device, reset: ResetRule = ResetRule(),
                  dt: float = 1e-3):
         self.node, self.name = node, name
-        for f in ("tau", "tau_mem", "tau_syn"):
-            if getattr(node, f, None) is not None:
-                check_time_constant(name, f, np.asarray(getattr(node, f), dtype=np.float64), dt)
+        check_time_constants(node, name, dt)
         kw = dict(shape=shape, dtype=dtype, device=device)
         self.r = _p(node, "r", default=1.0, **kw)
         t = type(node)
