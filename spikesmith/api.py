@@ -34,18 +34,12 @@ def save_model(path: str | Path, model, arch: dict) -> Path:
     return io.save_checkpoint(path, {"format": MODEL_FORMAT, "arch": arch, "state_dict": model.state_dict()})
 
 
-def load_model(path: str | Path):
-    """(model, arch) from a file written by :func:`save_model`; the model is in eval mode."""
-    state = io.load_checkpoint(path)
-    if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
-        raise InputError(f"{path}: not a spikesmith model file (expected format '{MODEL_FORMAT}')")
+def load_model(path: str | Path, *, state: dict | None = None):
+    """(model, arch) from a file written by :func:`save_model` (``state``: its checkpoint, if already
+    loaded); the model is in eval mode."""
+    state = io.model_file(path, MODEL_FORMAT, "a spikesmith model file", state)
     arch = state["arch"]
-    model = build_model(arch)
-    try:
-        model.load_state_dict(state["state_dict"])
-    except RuntimeError as exc:
-        raise InputError(f"{path}: weights do not fit the architecture ({str(exc).splitlines()[0]})") from None
-    return model.eval(), arch
+    return io.load_weights(build_model(arch), state["state_dict"], path), arch
 
 
 def build_model(arch: dict):
@@ -170,9 +164,9 @@ def _model_graph(path: str | Path, *, type_check: bool = True) -> tuple[Any, dic
     if isinstance(state, dict) and state.get("format") == NAS_FORMAT:
         from spikesmith.evolve.nas import export_nas, load_nas_model
 
-        model, meta = load_nas_model(p)
+        model, meta = load_nas_model(p, state=state)
         return export_nas(model), meta
-    model, arch = load_model(p)
+    model, arch = load_model(p, state=state)
     return export_model(model, dt=arch.get("dt"), encoding=arch.get("encoding")), arch
 
 

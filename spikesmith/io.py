@@ -164,6 +164,23 @@ def load_checkpoint(path: str | os.PathLike, *, map_location="cpu") -> dict:
         raise InputError(f"{p}: unreadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
 
 
+def model_file(path: str | os.PathLike, fmt: str, what: str, state: dict | None = None) -> dict:
+    """The checkpoint of a model file (``state``, if already loaded), checked to be of format ``fmt``."""
+    state = load_checkpoint(path) if state is None else state
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise InputError(f"{path}: not {what} (expected format '{fmt}')")
+    return state
+
+
+def load_weights(model, state_dict: dict, path: str | os.PathLike):
+    """Load ``state_dict`` into ``model`` (a torch module) and return it in eval mode; a mismatch names ``path``."""
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as exc:
+        raise InputError(f"{path}: weights do not fit the architecture ({str(exc).splitlines()[0]})") from None
+    return model.eval()
+
+
 def append_jsonl(path: str | os.PathLike, row: dict) -> None:
     """Append one JSON line to ``path`` (flushed and fsynced so a kill loses at most this line)."""
     p = Path(path)

@@ -350,24 +350,19 @@ def save_nas_model(path: str | Path, model, *, arch: dict, cells: int, channels:
     return io.save_checkpoint(path, {"format": MODEL_FORMAT, "meta": meta, "state_dict": model.state_dict()})
 
 
-def load_nas_model(path: str | Path):
-    """(model in eval mode, meta) from a file written by :func:`save_nas_model`."""
+def load_nas_model(path: str | Path, *, state: dict | None = None):
+    """(model in eval mode, meta) from a file written by :func:`save_nas_model` (``state``: its
+    checkpoint, if already loaded)."""
     from spikesmith.evolve.nas.network import NasNet, wire
     from spikesmith.evolve.nas.space import Architecture
 
-    state = io.load_checkpoint(path)
-    if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
-        raise InputError(f"{path}: not an MSE-NAS model file (expected format '{MODEL_FORMAT}')")
+    state = io.model_file(path, MODEL_FORMAT, "an MSE-NAS model file", state)
     meta = state["meta"]
     space = NasSpace(cells=int(meta["cells"]))
     model = NasNet(wire(Architecture.from_dict(meta["arch"]), space=space, channels=int(meta["channels"]),
                         input_shape=tuple(meta["input_shape"]), num_classes=int(meta["num_classes"])),
                    dt=float(meta["dt"]))
-    try:
-        model.load_state_dict(state["state_dict"])
-    except RuntimeError as exc:
-        raise InputError(f"{path}: weights do not fit the architecture ({str(exc).splitlines()[0]})") from None
-    return model.eval(), meta
+    return io.load_weights(model, state["state_dict"], path), meta
 
 
 def _load_front(result_or_dir) -> tuple[list[NasCandidate], dict]:
