@@ -23,7 +23,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spikesmith.evolve.gee.layers import GeneConv2d, GeneInteraction, GeneLinear  # noqa: E402
+from spikesmith.nn.gee import GeneConv2d, GeneInteraction, GeneLinear  # noqa: E402
 
 SHAPES = [  # (name, kind, c_in, c_out, k, spatial)
     ("conv 64->128 16x16", "conv", 64, 128, 3, 16),

@@ -3,7 +3,7 @@
 Run:  .venv/bin/python benchmarks/train_throughput.py [--device cpu|cuda] [--batch B] [--steps T]
           [--precision fp32,bf16] [--nets digits,nmnist] [--iters N] [--snnlib /tmp/snnlib] [--json out.json]
 
-Networks: ``digits`` is the default conv SNN of ``spikesmith train`` (build_conv_snn c1=12, c2=32 on
+Networks: ``digits`` is the default conv SNN of ``spikesmith train`` (the conv family, c1=12, c2=32 on
 1x8x8); ``nmnist`` is a 3-conv SNN on 2x34x34 N-MNIST-shaped random frames (conv 32 s1, 64 s2, 64 s2,
 each BN + LIF, then Linear -> 10 LIF). One training step is what spikesmith.train.fit does: forward
 under autocast (bf16 rows only), cross-entropy on the spike counts, backward, AdamW step.
@@ -43,42 +43,43 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from spikesmith.evolve import build_conv_snn  # noqa: E402
-from spikesmith.nn import SNN, NeuronParams, is_neuron  # noqa: E402
+from spikesmith.nn import Network, NeuronParams, Neurons, build as build_net  # noqa: E402
+from spikesmith.nn.families.conv import ConvSpec  # noqa: E402
 from spikesmith.train import logits_of  # noqa: E402
 
 VARIANTS = ("spikesmith", "snntorch merged", "snntorch per-step")
 
 
-def make_net(name: str, seed: int) -> tuple[SNN, tuple[int, ...]]:
+def make_net(name: str, seed: int) -> tuple[Network, tuple[int, ...]]:
     """The spikesmith network ``name`` and its input shape (C, H, W)."""
     g = torch.random.fork_rng(devices=[])
     with g:
         torch.manual_seed(seed)
         if name == "digits":
             shape = (1, 8, 8)
-            return build_conv_snn({"c1": 12, "c2": 32, "hidden": 0, "tau_steps": 2.0, "v_th": 0.5},
-                                  input_shape=shape, num_classes=10), shape
+            return build_net(ConvSpec(c1=12, c2=32, hidden=0, tau_steps=2.0, v_th=0.5, input_shape=shape,
+                                      num_classes=10), seed=seed), shape
         if name == "nmnist":
             shape, neuron, layers, c_in, hw = (2, 34, 34), NeuronParams(tau_steps=2.0, v_th=0.5), [], 2, 34
             for c_out, stride in ((32, 1), (64, 2), (64, 2)):
                 layers += [nn.Conv2d(c_in, c_out, 3, padding=1, stride=stride, bias=False), nn.BatchNorm2d(c_out),
-                           neuron.cell()]
+                           Neurons(neuron.cell())]
                 c_in, hw = c_out, (hw - 1) // stride + 1
-            layers += [nn.Flatten(), nn.Linear(c_in * hw * hw, 10), neuron.cell()]
-            return SNN(layers, input_shape=shape), shape
+            layers += [nn.Flatten(), nn.Linear(c_in * hw * hw, 10), Neurons(neuron.cell())]
+            return Network.sequential(layers, input_shape=shape), shape
     raise SystemExit(f"unknown net {name!r} (expected digits or nmnist)")
 
 
-def snntorch_layers(net: SNN) -> list[nn.Module]:
+def snntorch_layers(net: Network) -> list[nn.Module]:
     """``net``'s layers with every Norse LIFBoxCell replaced by the equivalent snntorch.Leaky."""
     import snntorch
     from snntorch import surrogate
 
-    layers = [copy.deepcopy(m) for m in net.layers]
+    layers = [copy.deepcopy(m) for m in net.layers.values()]
     for i, m in enumerate(layers):
-        if not is_neuron(m):
+        if not isinstance(m, Neurons):
             continue
+        m = m.cell
         p = m.p
         a = float(m.dt * p.tau_mem_inv)  # Norse: v += a (x - v)  ==  snnTorch: v = (1 - a) v + (a x)
         prev = layers[i - 1]
@@ -127,7 +128,7 @@ class PerStepSnnTorch(nn.Module):
         return torch.stack([self.net(x[t]) for t in range(x.shape[0])])
 
 
-def build(variant: str, net: SNN) -> nn.Module:
+def build(variant: str, net: Network) -> nn.Module:
     if variant == "spikesmith":
         return copy.deepcopy(net)
     layers = snntorch_layers(net)

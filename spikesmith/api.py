@@ -14,12 +14,11 @@ from typing import Any, Callable
 import numpy as np
 
 from spikesmith import io
+from spikesmith.compile.semantics import resolve_dt, resolve_reset, resolve_semantics  # noqa: F401 (facade)
 from spikesmith.errors import GraphError, InputError
 
 Progress = Callable[[str, dict], None]
 TARGETS = ("norse", "lava")
-META_ENCODING = "spikesmith.encoding"
-MODEL_FORMAT = "spikesmith.snn/1"
 
 
 def _emit(on_progress: Progress | None, stage: str, info: dict) -> None:
@@ -29,45 +28,43 @@ def _emit(on_progress: Progress | None, stage: str, info: dict) -> None:
 
 # ---------------------------------------------------------------- models on disk
 
-def save_model(path: str | Path, model, arch: dict) -> Path:
-    """Save a trained SNN: its architecture description and weights (tensors only)."""
-    return io.save_checkpoint(path, {"format": MODEL_FORMAT, "arch": arch, "state_dict": model.state_dict()})
+def load_model(path: str | Path):
+    """(network in eval mode, :class:`~spikesmith.io.ModelFile`) of any model file spikesmith writes."""
+    from spikesmith.nn import load_model as load
 
-
-def load_model(path: str | Path, *, state: dict | None = None):
-    """(model, arch) from a file written by :func:`save_model` (``state``: its checkpoint, if already
-    loaded); the model is in eval mode."""
-    state = io.model_file(path, MODEL_FORMAT, "a spikesmith model file", state)
-    arch = state["arch"]
-    return io.load_weights(build_model(arch), state["state_dict"], path), arch
-
-
-def build_model(arch: dict):
-    """The untrained network an architecture description (``kind``, ``values``, shapes) names."""
-    from spikesmith.evolve import build_conv_snn
-
-    kind = arch.get("kind")
-    if kind != "conv":
-        raise InputError(f"architecture kind {kind!r} is unknown (expected 'conv')")
-    return build_conv_snn(arch["values"], input_shape=tuple(arch["input_shape"]), num_classes=int(arch["num_classes"]))
+    return load(path)
 
 
 # ---------------------------------------------------------------- stages
 
 def evolve_architecture(*, data: str = "digits", steps: int = 8, population: int = 8, generations: int = 3,
                         seed: int = 0, samples: int = 256, encoding: str | None = None,
-                        on_progress: Progress | None = None):
-    """Search the conv-SNN space with the training-free RDM fitness; returns a SearchResult."""
+                        out_dir: str | Path | None = None, on_progress: Progress | None = None):
+    """Search the conv-SNN space with the training-free RDM fitness; returns a SearchResult.
+
+    With ``out_dir``, writes search.jsonl and model.pt (the best architecture, untrained, with the
+    weights the search scored it with): a model file every later command takes.
+    """
     import torch
 
     from spikesmith.data import make_loaders
     from spikesmith.evolve import search
+    from spikesmith.nn import build, save_model
+    from spikesmith.nn.families.conv import ConvSpec
 
     train, _, info = make_loaders(data, batch_size=samples, steps=steps, seed=seed, encoding=encoding)
     x, y = next(iter(train))
-    return search(torch.as_tensor(x), torch.as_tensor(y), input_shape=info.input_shape,
-                  num_classes=info.num_classes, population=population, generations=generations, seed=seed,
-                  on_progress=lambda row: _emit(on_progress, "evolve", row))
+    result = search(torch.as_tensor(x), torch.as_tensor(y), input_shape=info.input_shape,
+                    num_classes=info.num_classes, population=population, generations=generations, seed=seed,
+                    on_progress=lambda row: _emit(on_progress, "evolve", row))
+    if out_dir is not None:
+        out = Path(out_dir)
+        io.write_jsonl(out / "search.jsonl", result.history)
+        spec = ConvSpec.from_values(result.best.values, input_shape=info.input_shape, num_classes=info.num_classes)
+        save_model(out / "model.pt", build(spec, seed=result.best.seed), spec, steps=steps, data=data,
+                   encoding=info.encoding,
+                   meta={"genome": list(result.best.genome), "rdm_score": result.best.fitness.score, "trained": False})
+    return result
 
 
 def train_nas_best(result_or_dir, *, targets: tuple[str, ...] = TARGETS, **kwargs) -> list[dict]:
@@ -82,50 +79,46 @@ def train_model(values: dict, *, data: str = "digits", steps: int = 8, epochs: i
                 lr: float = 5e-3, seed: int = 0, out_dir: str | Path | None = None, resume: bool = False,
                 device: str | None = None, data_dir: str | None = None, encoding: str | None = None,
                 on_progress: Progress | None = None):
-    """Build the network of gene ``values`` and train it; returns (model, arch, TrainResult)."""
+    """Build the conv SNN of gene ``values`` and train it; returns (model, spec, TrainResult).
+
+    With ``out_dir`` writes model.pt (a model file), checkpoint.pt, metrics.jsonl and training.png.
+    """
     from spikesmith.data import make_loaders
-    from spikesmith.evolve.fitness import seeded_torch
+    from spikesmith.nn import build, save_model
+    from spikesmith.nn.families.conv import ConvSpec
+    from spikesmith.seeding import epoch_order
     from spikesmith.train import TrainConfig, fit
 
+    cfg = TrainConfig(epochs=epochs, lr=lr, seed=seed, device=device)
     train, test, info = make_loaders(data, batch_size=batch_size, steps=steps, seed=seed, data_dir=data_dir,
                                      encoding=encoding)
-    arch = {"kind": "conv", "values": dict(values), "input_shape": list(info.input_shape),
-            "num_classes": info.num_classes, "steps": steps, "data": data, "encoding": info.encoding, "dt": 1e-3}
-    with seeded_torch(seed):
-        model = build_model(arch)
-
-    def epoch_batches(epoch: int):
-        gen = getattr(train, "generator", None)
-        if gen is not None:  # the order of an epoch depends only on (seed, epoch): resumable
-            gen.manual_seed(seed * 100_003 + epoch)
-        return train
-
-    cfg = TrainConfig(epochs=epochs, lr=lr, seed=seed, device=device)
-    result = fit(model, epoch_batches, lambda: test, cfg, out_dir=out_dir, resume=resume,
+    spec = ConvSpec.from_values(values, input_shape=info.input_shape, num_classes=info.num_classes)
+    model = build(spec, seed=seed)
+    result = fit(model, epoch_order(train, seed), lambda: test, cfg, out_dir=out_dir, resume=resume,
                  on_progress=lambda row: _emit(on_progress, "train", row))
     model.eval()
     if out_dir is not None:
-        save_model(Path(out_dir) / "model.pt", model.cpu(), arch)
-    return model, arch, result
+        save_model(Path(out_dir) / "model.pt", model.cpu(), spec, steps=steps, data=data, encoding=info.encoding,
+                   meta={"test_accuracy": result.test_accuracy, "epochs": epochs, "seed": seed})
+    return model, spec, result
 
 
 def export_model(model_or_path, *, dt: float | None = None, encoding: str | None = None):
-    """The NIR graph of a trained model (object or model file); the input encoding goes into its metadata."""
-    from spikesmith.compile.export import export_snn
+    """The NIR graph of a network (object or model file); dt, reset rule and input encoding go into its metadata."""
+    from spikesmith.compile.export import export_network
+    from spikesmith.compile.graph import ResetRule
 
     if isinstance(model_or_path, (str, Path)):
-        model, arch = load_model(model_or_path)
-        encoding = encoding or arch.get("encoding")
-    else:
-        model = model_or_path
-    graph = export_snn(model.cpu().eval(), dt=dt)
-    if encoding:
-        graph.metadata[META_ENCODING] = encoding
-    return graph
+        model, mf = load_model(model_or_path)
+        return export_network(model, dt=dt or mf.dt, encoding=encoding or mf.encoding, family=mf.family,
+                              reset=ResetRule(mode=mf.reset, timing=mf.reset_timing))
+    return export_network(model_or_path.cpu().eval(), dt=dt, encoding=encoding)
 
 
 def graph_encoding(graph) -> str | None:
     """The input encoding stored in a graph spikesmith exported, if any."""
+    from spikesmith.compile.export import META_ENCODING
+
     value = (getattr(graph, "metadata", None) or {}).get(META_ENCODING)
     return None if value is None else str(value)
 
@@ -150,24 +143,17 @@ def compile_model(model_path: str | Path, *, out: str | Path, to: str = "nir", d
 
 
 def _model_graph(path: str | Path, *, type_check: bool = True) -> tuple[Any, dict]:
-    """(NIR graph, architecture description) of a NIR file or a model file ({} for a NIR file).
+    """(NIR graph, settings) of a NIR file or of any model file (settings: steps, encoding, data; {} for NIR)."""
+    from spikesmith.compile.export import export_network
+    from spikesmith.compile.graph import ResetRule
 
-    Model files are those of :func:`save_model` (conv SNNs) and of an MSE-NAS search's
-    ``best{i}/model.pt`` (``spikesmith.evolve.nas.save_nas_model``).
-    """
     p = Path(path)
     if p.suffix == ".nir":
         return load_graph(p, type_check=type_check), {}
-    from spikesmith.evolve.nas.run import MODEL_FORMAT as NAS_FORMAT
-
-    state = io.load_checkpoint(p)
-    if isinstance(state, dict) and state.get("format") == NAS_FORMAT:
-        from spikesmith.evolve.nas import export_nas, load_nas_model
-
-        model, meta = load_nas_model(p, state=state)
-        return export_nas(model), meta
-    model, arch = load_model(p, state=state)
-    return export_model(model, dt=arch.get("dt"), encoding=arch.get("encoding")), arch
+    model, mf = load_model(p)
+    graph = export_network(model, dt=mf.dt, encoding=mf.encoding, family=mf.family,
+                           reset=ResetRule(mode=mf.reset, timing=mf.reset_timing))
+    return graph, {"steps": mf.steps, "encoding": mf.encoding, "data": mf.data}
 
 
 def _dataset_batch(data: str, *, n: int, steps: int, seed: int, encoding: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -209,13 +195,13 @@ def compile_to_lava(model_path: str | Path, *, out_dir: str | Path, fixed_point:
     dt, rule, notice = resolve_semantics(graph, dt, reset, reset_timing)
     labels = None
     if data is not None:
-        x, labels = _dataset_batch(data, n=verify, steps=steps or int(arch.get("steps", 8)), seed=seed,
+        x, labels = _dataset_batch(data, n=verify, steps=steps or int(arch.get("steps") or 8), seed=seed,
                                    encoding=arch.get("encoding") or graph_encoding(graph))
     else:
         flat = flatten(graph)
         in_shape = flat.output_shape(flat.inputs[0])
         rng = np.random.default_rng(seed)
-        x = (rng.random((steps or int(arch.get("steps", 20)), verify, *in_shape)) < rate).astype(np.float64)
+        x = (rng.random((steps or int(arch.get("steps") or 20), verify, *in_shape)) < rate).astype(np.float64)
     result = run_verify(graph, x, dt=dt, fixed_point=fixed_point, fixed_tolerance=fixed_tolerance, labels=labels,
                         reset=rule)
     out = Path(out_dir)
@@ -270,59 +256,6 @@ def load_graph(path: str | Path, *, type_check: bool = True):
     except GraphError as exc:
         raise GraphError(f"{path}: {exc}") from None
     return graph
-
-
-def resolve_dt(graph, dt: float | None) -> tuple[float, str | None]:
-    """The time step to simulate with: explicit, else the graph's stored dt, else the dt of the
-    convention the graph was exported in (snnTorch's), else 1e-3 with a notice."""
-    from spikesmith.compile.conventions import snntorch_export_dt
-    from spikesmith.compile.graph import DEFAULT_DT, graph_dt
-
-    implied = snntorch_export_dt(graph)
-    if dt is not None:
-        if not np.isfinite(dt) or dt <= 0:
-            raise InputError(f"--dt must be a positive number of seconds, got {dt}")
-        if implied is not None and not np.isclose(dt, implied, rtol=1e-6):
-            return float(dt), (f"the graph's parameters follow snnTorch's export at dt = {implied:g} s; at dt = {dt:g} s "
-                               "its time constants differ from the trained network's")
-        return float(dt), None
-    stored = graph_dt(graph)
-    if stored is not None:
-        return stored, None
-    if implied is not None:
-        return implied, f"the graph follows snnTorch's export convention (r = tau/dt, w_in = tau_syn/dt): using dt = {implied:g} s"
-    return DEFAULT_DT, f"the graph stores no time step; using dt = {DEFAULT_DT:g} s (pass --dt to choose)"
-
-
-def resolve_reset(graph, reset: str | None = None, reset_timing: str | None = None):
-    """The neurons' reset rule: explicit choices, else the graph's stored rule, else the rule of the
-    convention it was exported in (snnTorch's delayed reset), else NIR's. Returns (ResetRule, notice)."""
-    from spikesmith.compile.conventions import snntorch_export_dt
-    from spikesmith.compile.graph import RESET_MODES, RESET_TIMINGS, ResetRule, graph_reset
-
-    if reset is not None and reset not in RESET_MODES:
-        raise InputError(f"--reset must be one of {', '.join(RESET_MODES)}, got {reset!r}")
-    if reset_timing is not None and reset_timing not in RESET_TIMINGS:
-        raise InputError(f"--reset-timing must be one of {', '.join(RESET_TIMINGS)}, got {reset_timing!r}")
-    stored = graph_reset(graph)
-    snntorch = stored is None and snntorch_export_dt(graph) is not None
-    mode = reset or (stored.mode if stored else "value")
-    timing = reset_timing or (stored.timing if stored else ("delayed" if snntorch else "immediate"))
-    notes = []
-    if snntorch and reset_timing is None:
-        notes.append("snnTorch's neurons reset one step after they fire; running with that delayed reset "
-                     "(--reset-timing immediate for NIR's reset)")
-    if snntorch and reset is None:
-        notes.append("NIR cannot record snnTorch's reset mechanism: resetting to v_reset (pass --reset subtract "
-                     "if the network was trained with reset_mechanism='subtract')")
-    return ResetRule(mode=mode, timing=timing), ("\n".join(notes) or None)
-
-
-def resolve_semantics(graph, dt: float | None = None, reset: str | None = None, reset_timing: str | None = None):
-    """(dt, ResetRule, notice) for running ``graph``: :func:`resolve_dt` and :func:`resolve_reset` together."""
-    dt, n1 = resolve_dt(graph, dt)
-    rule, n2 = resolve_reset(graph, reset, reset_timing)
-    return dt, rule, "\n".join(n for n in (n1, n2) if n) or None
 
 
 def simulate(graph, x: np.ndarray, *, target: str = "norse", dt: float, record: bool = True, reset=None):
@@ -382,7 +315,7 @@ def energy_report(model_path: str | Path, *, out_dir: str | Path, data: str | No
     if input_path is not None:
         x = io.load_array(input_path).astype(np.float64)
     else:
-        x, labels = _dataset_batch(data, n=samples, steps=steps or int(arch.get("steps", 8)), seed=0,
+        x, labels = _dataset_batch(data, n=samples, steps=steps or int(arch.get("steps") or 8), seed=0,
                                    encoding=encoding or arch.get("encoding") or graph_encoding(graph))
     _check_input_shape(graph, x, input_path or data)
     trace = simulate(graph, x, target=target, dt=dt, reset=rule)
@@ -441,14 +374,14 @@ def demo(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), *, on_progress: Pr
     _emit(on_progress, "stage", {"done": "evolve", "best": found.best.values, "score": found.best.fitness.score})
 
     t = time.perf_counter()
-    model, arch, trained = train_model(found.best.values, steps=cfg.steps, epochs=cfg.epochs,
-                                       batch_size=cfg.batch_size, seed=cfg.seed, out_dir=out,
-                                       encoding=cfg.encoding, on_progress=on_progress)
+    model, _, trained = train_model(found.best.values, steps=cfg.steps, epochs=cfg.epochs,
+                                    batch_size=cfg.batch_size, seed=cfg.seed, out_dir=out,
+                                    encoding=cfg.encoding, on_progress=on_progress)
     timings["train"] = time.perf_counter() - t
     _emit(on_progress, "stage", {"done": "train", "test_accuracy": trained.test_accuracy})
 
     t = time.perf_counter()
-    graph = export_model(model, dt=1e-3, encoding=cfg.encoding)
+    graph = export_model(out / "model.pt")  # what was written: the file every later command reads
     io.write_nir(out / "model.nir", graph)
     graph = load_graph(out / "model.nir")  # everything downstream uses what was written
     timings["compile"] = time.perf_counter() - t

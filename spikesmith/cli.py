@@ -128,15 +128,9 @@ def train_cmd(data: str = typer.Option("digits", help="Dataset name."),
               data_dir: Optional[Path] = typer.Option(None, help="Where the dataset lies.")):
     """Train a conv SNN with Norse (CUDA when available)."""
     from spikesmith import api
-    from spikesmith.errors import InputError
+    from spikesmith.nn.families.conv import parse_values
 
-    values = {}
-    for pair in filter(None, genes.split(",")):
-        if "=" not in pair:
-            raise InputError(f"--genes: expected name=value pairs, got {pair!r}")
-        k, v = pair.split("=", 1)
-        values[k.strip()] = float(v) if "." in v else int(v)
-    _, _, result = api.train_model(values, data=data, epochs=epochs, steps=steps, batch_size=batch_size, seed=seed,
+    _, _, result = api.train_model(parse_values(genes), data=data, epochs=epochs, steps=steps, batch_size=batch_size, seed=seed,
                                    out_dir=out, resume=resume, data_dir=str(data_dir) if data_dir else None,
                                    on_progress=_console().progress)
     typer.echo(f"test accuracy {result.test_accuracy:.4f} after {result.epochs} epochs on {result.device}; "
@@ -146,15 +140,15 @@ def train_cmd(data: str = typer.Option("digits", help="Dataset name."),
 @evolve_app.command("search")
 def evolve_search(population: int = typer.Option(8), generations: int = typer.Option(3),
                   seed: int = typer.Option(0), steps: int = typer.Option(8),
-                  out: Optional[Path] = typer.Option(None, "-o", "--out", help="Write search.jsonl here.")):
+                  out: Optional[Path] = typer.Option(None, "-o", "--out",
+                                                     help="Write search.jsonl and model.pt (the best network) here.")):
     """Training-free search of the conv-SNN space on digits."""
-    from spikesmith import api, io
+    from spikesmith import api
 
     r = api.evolve_architecture(population=population, generations=generations, seed=seed, steps=steps,
-                                on_progress=_console().progress)
-    if out:
-        io.write_jsonl(Path(out) / "search.jsonl", r.history)
-    typer.echo(f"best genes {r.best.values} (RDM score {r.best.fitness.score:.4f}, {r.best.parameters} parameters)")
+                                out_dir=out, on_progress=_console().progress)
+    typer.echo(f"best genes {r.best.values} (RDM score {r.best.fitness.score:.4f}, {r.best.parameters} parameters)"
+               + (f"; wrote {Path(out) / 'model.pt'} and search.jsonl" if out else ""))
 
 
 @evolve_app.command("gee")

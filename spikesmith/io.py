@@ -1,4 +1,4 @@
-"""All of spikesmith's file I/O: atomic writes, arrays, JSON, NIR files.
+"""All of spikesmith's file I/O: atomic writes, arrays, JSON, NIR files, checkpoints and model files.
 
 Every output is written to a temporary file in the target directory and moved into
 place with :func:`os.replace`, so a crash never leaves a half-written file.
@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -157,27 +158,158 @@ def load_checkpoint(path: str | os.PathLike, *, map_location="cpu") -> dict:
 
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"{p}: checkpoint not found")
+        raise InputError(f"{p}: file not found")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: empty file (expected a spikesmith checkpoint or model file)")
     try:
         return torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise InputError(f"{p}: unreadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+        raise InputError(f"{p}: unreadable checkpoint ({_first_line(exc)})") from None
 
 
-def model_file(path: str | os.PathLike, fmt: str, what: str, state: dict | None = None) -> dict:
-    """The checkpoint of a model file (``state``, if already loaded), checked to be of format ``fmt``."""
-    state = load_checkpoint(path) if state is None else state
-    if not isinstance(state, dict) or state.get("format") != fmt:
-        raise InputError(f"{path}: not {what} (expected format '{fmt}')")
-    return state
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
-def load_weights(model, state_dict: dict, path: str | os.PathLike):
+# ---------------------------------------------------------------- model files
+
+MODEL_FORMAT = "spikesmith.model"
+MODEL_VERSION = 1
+_LEGACY_SNN = "spikesmith.snn/1"  # conv SNNs of an earlier release
+_LEGACY_NAS = "spikesmith.nas-model/1"  # MSE-NAS best networks of an earlier release
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelFile:
+    """A model file's contents: which network (family name and spec in JSON form), its weights, and how it runs.
+
+    ``dt`` is the time step (s) the network was trained with; ``reset``/``reset_timing`` its neurons'
+    reset rule; ``encoding`` the input encoding of its data (e.g. ``rate``), ``steps`` its time steps
+    per sample and ``data`` the dataset name, where known; ``meta`` free JSON (genome, accuracy, ...).
+    ``indexed_keys``: the weights of an earlier release's sequential network, keyed ``layers.<index>``
+    instead of by node name (:func:`spikesmith.nn.load_model` renames them).
+    """
+
+    path: str
+    family: str
+    spec: dict
+    state_dict: dict
+    dt: float = 1e-3
+    reset: str = "value"
+    reset_timing: str = "immediate"
+    encoding: str | None = None
+    steps: int | None = None
+    data: str | None = None
+    meta: dict = field(default_factory=dict)
+    indexed_keys: bool = False
+
+
+def save_model(path: str | os.PathLike, *, family: str, spec: dict, state_dict: dict, dt: float,
+               encoding: str | None = None, steps: int | None = None, data: str | None = None,
+               reset: str = "value", reset_timing: str = "immediate", meta: dict | None = None) -> Path:
+    """Atomically write a model file (tensors, numbers and strings only: it loads with ``weights_only``)."""
+    settings = {"dt": float(dt), "reset": reset, "reset_timing": reset_timing, "encoding": encoding,
+                "steps": None if steps is None else int(steps), "data": data}
+    return save_checkpoint(path, {
+        "format": MODEL_FORMAT, "version": MODEL_VERSION, "family": str(family),
+        "spec": json.dumps(spec, sort_keys=True, default=_json_default), "settings": json.dumps(settings),
+        "meta": json.dumps(meta or {}, default=_json_default),
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+    })
+
+
+def read_model_file(path: str | os.PathLike) -> ModelFile:
+    """Read a model file (this format, or a conv-SNN/GEE model file of an earlier release).
+
+    One-line InputError naming the file for: a missing, empty, truncated or non-checkpoint file, a
+    pickle payload (never executed: ``weights_only`` loading refuses it), a newer format version, a
+    malformed spec or settings. The family is checked where it is built (:func:`spikesmith.nn.load_model`).
+    """
+    p = Path(path)
+    state = load_checkpoint(p)
+    if not isinstance(state, dict):
+        raise InputError(f"{p}: not a spikesmith model file (a {type(state).__name__}, not a checkpoint dict)")
+    fmt = state.get("format")
+    if fmt in (_LEGACY_SNN, _LEGACY_NAS) or (fmt is None and {"model", "arch", "genes"} <= set(state)):
+        return _legacy_model(p, state)
+    if fmt != MODEL_FORMAT:
+        raise InputError(f"{p}: not a spikesmith model file (format {fmt!r}; expected '{MODEL_FORMAT}')")
+    version = state.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MODEL_VERSION:
+        raise InputError(f"{p}: model file version {version!r} is not one this spikesmith reads "
+                         f"(1..{MODEL_VERSION}); a newer spikesmith wrote it")
+    try:
+        spec, settings, meta = (json.loads(state[k]) for k in ("spec", "settings", "meta"))
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{p}: malformed model file ({_first_line(exc)})") from None
+    sd = state.get("state_dict")
+    if not isinstance(sd, dict) or not isinstance(spec, dict) or not isinstance(meta, dict):
+        raise InputError(f"{p}: malformed model file (state_dict, spec and meta must be mappings)")
+    return ModelFile(path=str(p), family=str(state.get("family")), spec=spec, state_dict=sd, meta=meta,
+                     **_settings(p, settings))
+
+
+def _settings(p: Path, s: dict) -> dict:
+    if not isinstance(s, dict):
+        raise InputError(f"{p}: malformed model file (settings is not an object)")
+    dt = s.get("dt", 1e-3)
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not np.isfinite(dt) or dt <= 0:
+        raise InputError(f"{p}: settings.dt = {dt!r} is not a positive number of seconds")
+    steps = s.get("steps")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise InputError(f"{p}: settings.steps = {steps!r} is not a positive integer")
+    return {"dt": float(dt), "reset": str(s.get("reset", "value")),
+            "reset_timing": str(s.get("reset_timing", "immediate")), "encoding": s.get("encoding"),
+            "steps": steps, "data": s.get("data")}
+
+
+def _legacy_model(p: Path, state: dict) -> ModelFile:
+    """A model file of an earlier release, read as this format (conv SNNs and sequential GEE nets)."""
+    fmt = state.get("format")
+    if fmt == _LEGACY_NAS:
+        raise InputError(f"{p}: an MSE-NAS model in the format of an earlier spikesmith ('{_LEGACY_NAS}'), which "
+                         "this version does not read; re-create it with `spikesmith evolve nas ... --train N`")
+    try:
+        if fmt == _LEGACY_SNN:
+            arch = state["arch"]
+            spec = {**dict(arch["values"]), "input_shape": list(arch["input_shape"]),
+                    "num_classes": int(arch["num_classes"])}
+            settings = {"dt": arch.get("dt", 1e-3), "encoding": arch.get("encoding"), "steps": arch.get("steps"),
+                        "data": arch.get("data")}
+            return ModelFile(path=str(p), family="conv", spec=spec, state_dict=state["state_dict"],
+                             **_settings(p, settings))
+        if state["arch"] not in ("digits", "vgg11"):
+            raise InputError(f"{p}: a GEE '{state['arch']}' model in the format of an earlier spikesmith, which "
+                             "this version does not read; re-create it with `spikesmith evolve gee ...`")
+        spec = {"arch": str(state["arch"]), "genes": int(state["genes"]), "encoded": "gene.g" in state["model"]}
+        return ModelFile(path=str(p), family="gee", spec=spec, state_dict=state["model"], indexed_keys=True,
+                         **_settings(p, {}))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"{p}: malformed model file of an earlier spikesmith ({_first_line(exc)})") from None
+
+
+def check_finite_weights(state_dict: dict, where) -> None:
+    """InputError naming ``where``, the tensor, the count and the first index of any NaN/inf value."""
+    import torch
+
+    for key, t in state_dict.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point():
+            bad = ~torch.isfinite(t)
+            if bad.any():
+                first = tuple(int(i) for i in torch.nonzero(bad)[0])
+                raise InputError(f"{where}: weight '{key}' has {int(bad.sum())} NaN or infinite value(s) "
+                                 f"(first at index {first})")
+
+
+def load_weights(model, state_dict: dict, path: str | os.PathLike, *, what: str = "the architecture"):
     """Load ``state_dict`` into ``model`` (a torch module) and return it in eval mode; a mismatch names ``path``."""
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as exc:
-        raise InputError(f"{path}: weights do not fit the architecture ({str(exc).splitlines()[0]})") from None
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = lines[1] if len(lines) > 1 else (lines[0] if lines else type(exc).__name__)
+        raise InputError(f"{path}: weights do not fit {what} ({detail[:240]})") from None
     return model.eval()
 
 

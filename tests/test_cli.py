@@ -88,14 +88,11 @@ def test_bad_input_one_line_exit_2(graph_file, tmp_path, args, message):
 def test_compile_model_file_to_nir(tmp_path):
     import torch
 
-    from spikesmith import api
-    from spikesmith.evolve.fitness import seeded_torch
+    from spikesmith.nn import build, save_model
+    from spikesmith.nn.families.conv import ConvSpec
 
-    arch = {"kind": "conv", "values": {"c1": 4, "c2": 4, "hidden": 0, "tau_steps": 2.0, "v_th": 1.0},
-            "input_shape": [1, 8, 8], "num_classes": 10}
-    with seeded_torch(0):
-        m = api.build_model(arch)
-    api.save_model(tmp_path / "model.pt", m, arch)
+    spec = ConvSpec(c1=4, c2=4, input_shape=(1, 8, 8), num_classes=10)
+    save_model(tmp_path / "model.pt", build(spec, seed=0), spec)
     r = cli("compile", tmp_path / "model.pt", "--to", "nir", "-o", tmp_path / "m.nir")
     assert r.returncode == 0, r.stderr
     g = io.read_nir(tmp_path / "m.nir")

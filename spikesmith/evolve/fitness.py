@@ -12,7 +12,6 @@ average.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -140,26 +139,49 @@ def network_fitness(
     *,
     metric: str = "hamming",
 ) -> Fitness:
-    """Training-free fitness of ``model`` (an :class:`~spikesmith.nn.SNN`) on one batch ``x`` (T, B, ...).
+    """Training-free fitness of ``model`` (a :class:`~spikesmith.nn.Network`) on one batch ``x`` (T, B, ...).
 
     One forward pass records every neuron layer's spikes; RDMs of those layers are averaged.
     """
-    from spikesmith.nn import is_neuron
-
     with torch.no_grad():
-        _, outs = model(x, record=True)
-    spiking = [o for layer, o in zip(model.layers, outs) if is_neuron(layer)]
-    return fitness_from_spikes(spiking, labels, metric=metric)
+        _, recorded = model(x, record=True)
+    return fitness_from_spikes(list(recorded.values()), labels, metric=metric)
 
 
-@contextlib.contextmanager
-def seeded_torch(seed: int):
-    """Run the block with torch's global RNG seeded, restoring the caller's RNG state afterwards."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed) % (2**63))
-        yield
+_PASS = (torch.nn.Flatten, torch.nn.Identity, torch.nn.AvgPool2d)
 
 
-def seeds(seed: int, n: int) -> list[int]:
-    """``n`` independent integer seeds derived from ``seed``."""
-    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
+def synaptic_operations(model: torch.nn.Module, recorded: dict[str, torch.Tensor]) -> float:
+    """Estimated synaptic operations per sample of a :class:`~spikesmith.nn.Network` from the spikes
+    :meth:`~spikesmith.nn.Network.forward` recorded: for every weight layer fed by spikes (directly
+    or through flatten, relays and average pooling), each spike times the non-zero weights it reaches
+    (border effects ignored). Layers fed by analog values (the input) are MACs, not counted."""
+    from spikesmith.nn.layers import Relay
+
+    producers = {name: inputs for name, inputs in model.graph}
+    total = 0.0
+    for name, inputs in model.graph:
+        layer = model.layers[name]
+        weight = getattr(layer, "weight", None)
+        if not isinstance(weight, torch.Tensor) or weight.dim() not in (2, 4):
+            continue
+        for src in inputs:
+            chain = []
+            while src in producers and isinstance(model.layers[src], _PASS + (Relay,)):
+                chain.append(model.layers[src])
+                (src,) = producers[src]
+            if src not in recorded:
+                continue
+            h = recorded[src].detach().float().sum(0)  # spikes per neuron per sample (B, ...)
+            for op in reversed(chain):
+                if isinstance(op, torch.nn.AvgPool2d):
+                    h = op(h) * float(np.prod(torch.nn.modules.utils._pair(op.kernel_size)))  # counts, not means
+                elif isinstance(op, torch.nn.Flatten):
+                    h = h.flatten(1)
+            if weight.dim() == 4:
+                fan_out = (weight.detach() != 0).sum(dim=(0, 2, 3)).to(h.dtype)  # per input channel
+                total += float((h.sum(dim=(2, 3)).mean(0) * fan_out).sum())
+            else:
+                fan_out = (weight.detach() != 0).sum(dim=0).to(h.dtype)  # per input feature
+                total += float((h.reshape(h.shape[0], -1).mean(0) * fan_out).sum())
+    return total

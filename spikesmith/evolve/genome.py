@@ -2,7 +2,7 @@
 
 A :class:`SearchSpace` is an ordered set of named genes, each a tuple of allowed values.
 A genome is a tuple of integer indices, one per gene; :meth:`SearchSpace.decode` turns
-it into a dict of values and :func:`build_conv_snn` turns those into a network.
+it into a dict of values and :func:`build_conv_snn` turns those into a network (the ``conv`` family).
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from torch import nn
-
 from spikesmith.errors import InputError
-from spikesmith.nn import SNN, NeuronParams
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,34 +90,10 @@ CONV_SPACE = SearchSpace(
 )
 
 
-def build_conv_snn(
-    values: dict[str, Any], *, input_shape: tuple[int, ...], num_classes: int, batch_norm: bool = True
-) -> SNN:
-    """Decode gene values into a conv SNN.
+def build_conv_snn(values: dict[str, Any], *, input_shape: tuple[int, ...], num_classes: int,
+                   seed: int | None = None):
+    """The conv SNN (family ``conv``, :mod:`spikesmith.nn.families.conv`) of gene ``values``."""
+    from spikesmith.nn import build
+    from spikesmith.nn.families.conv import ConvSpec
 
-    Layout: Conv3x3(pad 1, stride 1) -> BN -> LIF with c1 channels, Conv3x3(pad 1, stride 2)
-    -> BN -> LIF with c2 channels; Flatten; optional Linear(hidden) -> LIF; Linear(num_classes)
-    -> LIF. Output: spikes (T, B, num_classes). Downsampling by stride rather than pooling
-    keeps every layer after the first driven by binary spikes (accumulates, not MACs, on
-    neuromorphic hardware).
-    """
-    neuron = NeuronParams(tau_steps=float(values["tau_steps"]), v_th=float(values["v_th"]))
-    layers: list[nn.Module] = []
-    c_in, h, w = input_shape
-    for key, stride in (("c1", 1), ("c2", 2)):
-        c_out = int(values[key])
-        stride = stride if min(h, w) >= 2 * stride else 1
-        layers.append(nn.Conv2d(c_in, c_out, 3, padding=1, stride=stride, bias=not batch_norm))
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(c_out))
-        layers.append(neuron.cell())
-        h, w = (h - 1) // stride + 1, (w - 1) // stride + 1
-        c_in = c_out
-    layers.append(nn.Flatten())
-    features = c_in * h * w
-    hidden = int(values.get("hidden", 0))
-    if hidden:
-        layers += [nn.Linear(features, hidden), neuron.cell()]
-        features = hidden
-    layers += [nn.Linear(features, num_classes), neuron.cell()]
-    return SNN(layers, input_shape=tuple(input_shape))
+    return build(ConvSpec.from_values(values, input_shape=input_shape, num_classes=num_classes), seed=seed)

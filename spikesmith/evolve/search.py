@@ -15,8 +15,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from spikesmith.evolve.fitness import Fitness, network_fitness, seeded_torch, seeds
+from spikesmith.evolve.fitness import Fitness, network_fitness
 from spikesmith.evolve.genome import CONV_SPACE, SearchSpace, build_conv_snn
+from spikesmith.seeding import seeds
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,6 +28,7 @@ class Candidate:
     values: dict[str, Any]
     fitness: Fitness
     parameters: int
+    seed: int  # the seed the network's initial weights were built from
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,12 +70,11 @@ def search(
             values = space.decode(genome)
             # the network's initial weights depend only on (seed, genome)
             (net_seed,) = seeds(hash((seed,) + genome) & 0x7FFFFFFF, 1)
-            with seeded_torch(net_seed):
-                model = build(values, input_shape=input_shape, num_classes=num_classes)
+            model = build(values, input_shape=input_shape, num_classes=num_classes, seed=net_seed)
             model.train()  # batch norm uses batch statistics, as during training
             fit = network_fitness(model, x, labels, metric=metric)
-            params = sum(p.numel() for p in model.parameters())
-            cache[genome] = Candidate(genome=genome, values=values, fitness=fit, parameters=params)
+            params = model.num_parameters()
+            cache[genome] = Candidate(genome=genome, values=values, fitness=fit, parameters=params, seed=net_seed)
         return cache[genome]
 
     def key(c: Candidate):

@@ -1,5 +1,14 @@
-"""Norse phenotypes (model world). May import torch and norse; never Lava, NIR targets or energy."""
+"""Networks (model world): the one place that builds torch networks. May import torch and norse;
+never targets/, energy/, evolve/ or train/.
 
-from spikesmith.nn.snn import DT, SNN, NeuronParams, is_neuron
+Every network is a :class:`Network` (a DAG of layers over time-first tensors with one time loop),
+built by a registered family from its spec (:mod:`spikesmith.nn.registry`).
+"""
 
-__all__ = ["DT", "SNN", "NeuronParams", "is_neuron"]
+from spikesmith.nn.network import INPUT, Network
+from spikesmith.nn.neurons import DT, NeuronParams, Neurons, is_neuron
+from spikesmith.nn.registry import (Family, build, family_of, get_family, load_model, registered_families, save_model,
+                                   spec_to_dict)
+
+__all__ = ["DT", "INPUT", "Family", "Network", "NeuronParams", "Neurons", "build", "family_of",
+           "get_family", "is_neuron", "load_model", "registered_families", "save_model", "spec_to_dict"]

@@ -211,23 +211,14 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _genes(text: str) -> dict:
-    values = {}
-    for pair in filter(None, text.split(",")):
-        if "=" not in pair:
-            raise InputError(f"--genes: expected name=value pairs, got {pair!r}")
-        k, v = pair.split("=", 1)
-        values[k.strip()] = float(v) if "." in v else int(v)
-    return values
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``torchrun -m spikesmith.train.distributed``; rank 0 writes model.pt, checkpoint.pt,
     metrics.jsonl and training.png to ``--out``. Returns the exit status."""
-    from spikesmith.api import build_model, save_model
     from spikesmith.data import make_loaders
     from spikesmith.errors import SpikesmithError
-    from spikesmith.evolve.fitness import seeded_torch
+    from spikesmith.nn import build, save_model
+    from spikesmith.nn.families.conv import ConvSpec, parse_values
+    from spikesmith.seeding import epoch_order
 
     args = _parse(argv)
     try:
@@ -239,17 +230,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise InputError(f"--batch-size {args.batch_size} is smaller than the {world} processes")
             train, test, info = make_loaders(args.data, batch_size=args.batch_size, steps=args.steps,
                                              seed=args.seed, data_dir=args.data_dir)
-            arch = {"kind": "conv", "values": _genes(args.genes), "input_shape": list(info.input_shape),
-                    "num_classes": info.num_classes, "steps": args.steps, "data": args.data,
-                    "encoding": info.encoding, "dt": 1e-3}
-            with seeded_torch(args.seed):
-                model = build_model(arch)
+            spec = ConvSpec.from_values(parse_values(args.genes), input_shape=info.input_shape,
+                                        num_classes=info.num_classes)
+            model = build(spec, seed=args.seed)
             my_train, my_test = shard_loader(train, rank, world), shard_loader(test, rank, world)
+            order = epoch_order(train, args.seed)  # as api.train_model: the order depends only on (seed, epoch)
 
             def epoch_batches(epoch: int):
-                gen = getattr(train, "generator", None)
-                if gen is not None:  # as api.train_model: the order depends only on (seed, epoch)
-                    gen.manual_seed(args.seed * 100_003 + epoch)
+                order(epoch)  # reseeds train's generator, which my_train shares
                 return my_train
 
             def show(row: dict) -> None:
@@ -261,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      resume=args.resume, on_progress=show, sync_batch_norm=args.sync_bn,
                                      shard=False)
             if rank == 0:
-                save_model(args.out / "model.pt", model.cpu().eval(), arch)
+                save_model(args.out / "model.pt", model.cpu().eval(), spec, steps=args.steps, data=args.data,
+                           encoding=info.encoding, meta={"test_accuracy": result.test_accuracy, "ranks": world})
                 print(f"test accuracy {result.test_accuracy:.4f} after {result.epochs} epochs on {world} x "
                       f"{result.device}; wrote {args.out / 'model.pt'}", flush=True)
     except SpikesmithError as exc:

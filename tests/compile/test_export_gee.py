@@ -2,15 +2,15 @@ import numpy as np
 import torch
 
 from spikesmith import io
-from spikesmith.compile.export import export_snn
-from spikesmith.evolve.gee import build_network
+from spikesmith.compile.export import export_network
+from spikesmith.nn.families.gee import build_network
 from spikesmith.targets.lava import simulate as lava
 from spikesmith.targets.reference import simulate as reference
 
 
 def test_gee_network_exports_materialised_weights_with_encodings(tmp_path):
     m = build_network("digits", genes=16, encoded=True, seed=0).eval()
-    g = io.read_nir(io.write_nir(tmp_path / "gee.nir", export_snn(m)))
+    g = io.read_nir(io.write_nir(tmp_path / "gee.nir", export_network(m)))
     encoded = [n for n in g.nodes.values() if "gee.x_pre" in n.metadata]
     assert encoded, "GEE encodings must survive the NIR round trip"
     node = encoded[0]

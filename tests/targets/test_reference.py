@@ -73,26 +73,3 @@ def test_unsupported_node_is_named():
     g.nodes["fc2"] = Weird(scale=np.ones(8))
     with pytest.raises(UnsupportedNodeError, match="fc2.*Weird"):
         simulate(g, np.zeros((2, 1, 6)), dt=1e-3)
-
-
-def test_snn_forward_equals_reference_of_its_export():
-    from spikesmith.compile.export import export_snn
-    from spikesmith.evolve import build_conv_snn
-    from spikesmith.evolve.fitness import seeded_torch
-
-    with seeded_torch(1):
-        m = build_conv_snn({"c1": 4, "c2": 6, "hidden": 8, "tau_steps": 2.0, "v_th": 0.5},
-                           input_shape=(1, 8, 8), num_classes=3)
-        m.train()
-        m(torch.rand(4, 16, 1, 8, 8))  # batch-norm statistics
-    m.eval()
-    for mod in m.modules():
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            mod.weight.data.mul_(3.0)  # make the untrained net spike
-    x = torch.rand(6, 5, 1, 8, 8, dtype=torch.float64)
-    g = export_snn(m)
-    tr = simulate(g, x.numpy(), dt=1e-3)
-    with torch.no_grad():
-        y, outs = m.double()(x, record=True)
-    assert tr.activity["1_lifboxcell"].mean() > 0.01
-    np.testing.assert_array_equal(tr.output, y.numpy())

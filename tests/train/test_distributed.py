@@ -55,12 +55,11 @@ def batches():
 
 
 def model():
-    from spikesmith.evolve import build_conv_snn
-    from spikesmith.evolve.fitness import seeded_torch
+    from spikesmith.nn import build
+    from spikesmith.nn.families.conv import ConvSpec
 
-    with seeded_torch(0):
-        m = build_conv_snn({"c1": 4, "c2": 8, "hidden": 16, "tau_steps": 2.0, "v_th": 0.5},
-                           input_shape=(1, 8, 8), num_classes=10, batch_norm=False)
+    m = build(ConvSpec(c1=4, c2=8, hidden=16, tau_steps=2.0, v_th=0.5, input_shape=(1, 8, 8), num_classes=10,
+                       batch_norm=False), seed=0)
     with torch.no_grad():
         for p in m.parameters():
             p.mul_(3.0)  # without batch norm the default init leaves the later layers silent
@@ -153,7 +152,7 @@ def test_torchrun_entry_point_trains_digits(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["loss"] < 2.3 and rows[0]["test_accuracy"] > 0.12  # chance: 0.1
     assert "on 2 processes" in done.stderr and "test accuracy" in done.stdout
-    from spikesmith.api import load_model
+    from spikesmith.nn import load_model
 
-    m, arch = load_model(tmp_path / "model.pt")
-    assert arch["values"]["c1"] == 4 and not m.training
+    m, mf = load_model(tmp_path / "model.pt")
+    assert mf.family == "conv" and mf.spec["c1"] == 4 and not m.training

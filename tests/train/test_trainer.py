@@ -2,7 +2,7 @@ import torch
 
 from spikesmith import io
 from spikesmith.evolve import build_conv_snn
-from spikesmith.evolve.fitness import seeded_torch
+from spikesmith.seeding import seeded_torch
 from spikesmith.train import TrainConfig, evaluate, fit
 
 

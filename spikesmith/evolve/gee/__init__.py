@@ -3,15 +3,15 @@
 May import ``spikesmith.nn``, ``spikesmith.train``, ``spikesmith.data``; never targets/ or energy/.
 """
 
-from spikesmith.evolve.gee.arch import ARCH_NAMES, build_network
-from spikesmith.evolve.gee.layers import GeneConv2d, GeneInteraction, GeneLinear, generate_weight
+from spikesmith.nn.families.gee import ARCH_NAMES, GeeSpec, build_network
+from spikesmith.nn.gee import GeneConv2d, GeneInteraction, GeneLinear, generate_weight
 from spikesmith.evolve.gee.report import ParamReport, compression_table, parameter_report
 from spikesmith.evolve.gee.run import gee_params_table, run_gee_evolution
 from spikesmith.evolve.gee.schedules import Constant, CosineDecay, LinearDecay
 from spikesmith.evolve.gee.ste import GeeData, GeeResult, SteConfig
 
 __all__ = [
-    "ARCH_NAMES", "Constant", "CosineDecay", "GeeData", "GeeResult", "GeneConv2d", "GeneInteraction",
+    "ARCH_NAMES", "Constant", "CosineDecay", "GeeData", "GeeSpec", "GeeResult", "GeneConv2d", "GeneInteraction",
     "GeneLinear", "LinearDecay", "ParamReport", "SteConfig", "build_network", "compression_table",
     "gee_params_table", "generate_weight", "parameter_report", "run_gee_evolution",
 ]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from spikesmith.errors import InputError
-from spikesmith.evolve.gee.layers import is_encoded
+from spikesmith.nn.gee import is_encoded
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,7 +121,7 @@ def report_of(model: nn.Module, *, arch: str, genes: int) -> ParamReport:
 
 def parameter_report(arch: str, genes: int) -> ParamReport:
     """Return the parameter report of ``arch`` encoded with ``genes`` genes against its dense form."""
-    from spikesmith.evolve.gee.arch import build_network
+    from spikesmith.nn.families.gee import build_network
 
     model = build_network(arch, genes=genes, encoded=True, seed=0)
     return report_of(model, arch=arch, genes=genes)

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Callable
 
 from spikesmith.errors import InputError
-from spikesmith.evolve.gee.arch import arch_spec, build_network
+from spikesmith.nn import build as build_net
+from spikesmith.nn.families.gee import GeeSpec
 from spikesmith.evolve.gee.report import compression_table
 from spikesmith.evolve.gee.ste import GeeData, GeeResult, SteConfig, evolve, load_gee_data
 
@@ -26,23 +27,23 @@ def run_gee_evolution(*, data: str | GeeData = "digits", arch: str = "digits", g
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError(f"seed: expected a non-negative integer, got {seed!r}")
-    spec = arch_spec(arch)
     cfg = replace(config or SteConfig(), population=population, generations=generations,
                   final_epochs=final_epochs)
     if isinstance(data, str):
         data = load_gee_data(data, steps=steps, seed=seed)
     elif not isinstance(data, GeeData):
         raise InputError(f"data: expected a dataset name or a GeeData, got {type(data).__name__}")
-    if data.input_shape != spec.input_shape:
-        raise InputError(f"data: {data.name} samples are {data.input_shape}, but arch {arch!r} expects "
-                         f"{spec.input_shape}")
+    try:
+        spec = GeeSpec(arch=arch, genes=genes, encoded=bool(encoded), num_classes=data.num_classes,
+                       input_shape=data.input_shape)
+    except InputError as exc:
+        raise InputError(f"data {data.name!r}: {exc}") from None
 
     def build(init_seed: int):
-        return build_network(arch, genes=genes, encoded=encoded, seed=init_seed, num_classes=data.num_classes,
-                             input_shape=data.input_shape)
+        return build_net(spec, seed=init_seed)
 
     return evolve(build, data, cfg, seed=seed, arch=arch, genes=genes, out_dir=out_dir, resume=resume,
-                  device=device, on_progress=on_progress, run_info={"encoded": bool(encoded)})
+                  device=device, on_progress=on_progress, run_info={"encoded": bool(encoded)}, spec=spec)
 
 
 def gee_params_table(arch: str, genes: list[int] | tuple[int, ...]) -> str:

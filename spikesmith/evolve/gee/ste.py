@@ -34,8 +34,9 @@ from torch import nn
 
 from spikesmith import io
 from spikesmith.errors import InputError
-from spikesmith.evolve.gee.layers import is_encoded
+from spikesmith.nn.gee import is_encoded
 from spikesmith.evolve.gee.schedules import LinearDecay, Schedule, schedule_to_dict
+from spikesmith.seeding import derive
 from spikesmith.train import logits_of
 
 CHECKPOINT = "checkpoint.pt"
@@ -96,6 +97,7 @@ class GeeData:
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
+    encoding: str | None = None  # the input encoding of the loaders the data came from
 
     def __post_init__(self) -> None:
         for split in ("train", "val", "test"):
@@ -141,7 +143,8 @@ def load_gee_data(name: str, *, steps: int, seed: int, val_fraction: float = 0.2
     n_val = max(1, int(round(val_fraction * y_tr.numel())))
     val, train = perm[:n_val], perm[n_val:]
     return GeeData(name=name, x_train=x_tr[:, train], y_train=y_tr[train], x_val=x_tr[:, val], y_val=y_tr[val],
-                   x_test=x_te, y_test=y_te, num_classes=int(loaders.info.num_classes))
+                   x_test=x_te, y_test=y_te, num_classes=int(loaders.info.num_classes),
+                   encoding=loaders.info.encoding)
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -206,10 +209,6 @@ class SteConfig:
 
 
 # ----------------------------------------------------------------------------- training and scoring
-
-
-def _seed(seed: int, *key: int) -> int:
-    return int(np.random.SeedSequence(int(seed), spawn_key=tuple(int(k) for k in key)).generate_state(1)[0])
 
 
 def regulariser(model: nn.Module, previous: list[torch.Tensor], *, lam_s: float, lam_t: float,
@@ -371,11 +370,13 @@ def _lr_at(cfg: SteConfig, stage: int) -> float:
 
 def evolve(build: Callable[[int], nn.Module], data: GeeData, cfg: SteConfig, *, seed: int, arch: str,
            genes: int, out_dir: str | Path | None = None, resume: bool = False, device=None,
-           on_progress: Callable[[dict], None] | None = None, run_info: dict | None = None) -> GeeResult:
+           on_progress: Callable[[dict], None] | None = None, run_info: dict | None = None,
+           spec=None) -> GeeResult:
     """Run STE on networks ``build(init_seed)`` and return the GeeResult of the final network.
 
     ``out_dir`` receives checkpoint.pt (after every stage), metrics.jsonl, evolution.png, model.pt
-    and result.json; ``resume`` continues from its checkpoint (a finished run is re-scored only).
+    (a model file of ``spec``, the network family spec ``build`` builds) and result.json; ``resume``
+    continues from its checkpoint (a finished run is re-scored only).
     """
     from spikesmith.evolve.gee.report import report_of
 
@@ -387,7 +388,7 @@ def evolve(build: Callable[[int], nn.Module], data: GeeData, cfg: SteConfig, *, 
     total = cfg.generations + cfg.final_epochs
     emit = on_progress or (lambda event: None)
 
-    model = build(_seed(seed, _INIT, 0)).to(device)
+    model = build(derive(seed, _INIT, 0)).to(device)
     x_keys = encoding_keys(model)
     g_key = "gene.g" if getattr(model, "gene", None) is not None else None
     data = data.to(device)
@@ -404,7 +405,7 @@ def evolve(build: Callable[[int], nn.Module], data: GeeData, cfg: SteConfig, *, 
                          "fresh out_dir")
     else:
         n0 = cfg.population if cfg.generations > 0 else 1
-        population = [_cpu_state(model)] + [_cpu_state(build(_seed(seed, _INIT, i))) for i in range(1, n0)]
+        population = [_cpu_state(model)] + [_cpu_state(build(derive(seed, _INIT, i))) for i in range(1, n0)]
         start, history, wall0 = 0, [], 0.0
     t0 = time.perf_counter()
     last_scores: dict = {}
@@ -419,7 +420,7 @@ def evolve(build: Callable[[int], nn.Module], data: GeeData, cfg: SteConfig, *, 
         for i, sd in enumerate(population):
             model.load_state_dict(sd)
             previous = [x.detach().clone() for x in encoding_tensors(model)]
-            gen = torch.Generator().manual_seed(_seed(seed, _TRAIN, stage, i))
+            gen = torch.Generator().manual_seed(derive(seed, _TRAIN, stage, i))
             loss = train_epochs(model, data, cfg, epochs=epochs, lr=lr, lam_s=lam_s, lam_t=lam_t,
                                 previous=previous, generator=gen)
             s = {**score(model, data, cfg, previous=previous, lam_s=lam_s, lam_t=lam_t), "train_loss": loss}
@@ -466,7 +467,11 @@ def evolve(build: Callable[[int], nn.Module], data: GeeData, cfg: SteConfig, *, 
                        seconds=wall0 + time.perf_counter() - t0, device=str(device),
                        out_dir=str(out) if out is not None else None, history=tuple(history))
     if out is not None:
-        io.save_checkpoint(out / MODEL, {"model": population[0], "arch": arch, "genes": genes})
+        if spec is not None:
+            from spikesmith.nn import save_model
+
+            save_model(out / MODEL, model.cpu(), spec, steps=int(data.x_train.shape[0]), data=data.name,
+                       encoding=data.encoding, meta={"test_accuracy": float(test_acc), "generations": cfg.generations})
         io.write_json(out / RESULT, {"schema_version": io.SCHEMA_VERSION, **result.summary()})
         if history:
             plot_history(history, out / PLOT)

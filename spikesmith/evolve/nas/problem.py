@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from spikesmith.errors import InputError
-from spikesmith.evolve.fitness import WORST, fitness_from_spikes, mean_fitness
+from spikesmith.evolve.fitness import WORST, fitness_from_spikes, mean_fitness, synaptic_operations
 from spikesmith.evolve.nas.network import build_nas_net
 from spikesmith.evolve.nas.space import NasSpace
+from spikesmith.seeding import entropy_seed
 
 METRICS = ("hamming", "pearson")
 VARIANTS = ("label", "free")
@@ -52,8 +53,7 @@ class EvalContext:
 
 def network_seed(seed: int, genome) -> int:
     """Seed of a genome's initial weights: depends only on (search seed, genome)."""
-    ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *[int(g) for g in genome]])
-    return int(ss.generate_state(1)[0])
+    return entropy_seed(seed, genome)
 
 
 def evaluate_genome(genome, ctx: EvalContext) -> dict:
@@ -77,7 +77,7 @@ def evaluate_genome(genome, ctx: EvalContext) -> dict:
             for variant, metric in pairs:
                 parts[(variant, metric)].append(
                     fitness_from_spikes(spikes, labels if variant == "label" else None, metric=metric))
-            synops.append(model.synaptic_operations(rec))
+            synops.append(synaptic_operations(model, rec))
     scores = {f"{v}.{m}": mean_fitness(f) for (v, m), f in parts.items()}
     chosen = scores[f"{ctx.variant}.{ctx.metric}"]
     out = {

@@ -339,32 +339,6 @@ def _restore(algorithm, problem, state: dict) -> None:
 
 # ---------------------------------------------------------------- after the search
 
-MODEL_FORMAT = "spikesmith.nas-model/1"
-
-
-def save_nas_model(path: str | Path, model, *, arch: dict, cells: int, channels: int, input_shape, num_classes: int,
-                   steps: int) -> Path:
-    """Save a NasNet: its architecture description and weights (tensors only)."""
-    meta = {"arch": arch, "cells": cells, "channels": channels, "input_shape": list(input_shape),
-            "num_classes": num_classes, "steps": steps, "dt": model.dt}
-    return io.save_checkpoint(path, {"format": MODEL_FORMAT, "meta": meta, "state_dict": model.state_dict()})
-
-
-def load_nas_model(path: str | Path, *, state: dict | None = None):
-    """(model in eval mode, meta) from a file written by :func:`save_nas_model` (``state``: its
-    checkpoint, if already loaded)."""
-    from spikesmith.evolve.nas.network import NasNet, wire
-    from spikesmith.evolve.nas.space import Architecture
-
-    state = io.model_file(path, MODEL_FORMAT, "an MSE-NAS model file", state)
-    meta = state["meta"]
-    space = NasSpace(cells=int(meta["cells"]))
-    model = NasNet(wire(Architecture.from_dict(meta["arch"]), space=space, channels=int(meta["channels"]),
-                        input_shape=tuple(meta["input_shape"]), num_classes=int(meta["num_classes"])),
-                   dt=float(meta["dt"]))
-    return io.load_weights(model, state["state_dict"], path), meta
-
-
 def _load_front(result_or_dir) -> tuple[list[NasCandidate], dict]:
     if isinstance(result_or_dir, NasResult):
         return list(result_or_dir.front), asdict(result_or_dir.config)
@@ -400,9 +374,11 @@ def train_best(
     """
     import torch
 
+    from spikesmith.compile.export import export_network
     from spikesmith.data import make_loaders
-    from spikesmith.evolve.nas.export import export_nas
-    from spikesmith.evolve.nas.network import build_nas_net
+    from spikesmith.evolve.nas.network import wire
+    from spikesmith.nn import build, save_model
+    from spikesmith.seeding import epoch_order
     from spikesmith.train import TrainConfig, fit
 
     front, cfg = _load_front(result_or_dir)
@@ -421,29 +397,25 @@ def train_best(
     results = []
     for i, cand in enumerate(front[:top]):
         sub = out / f"best{i}" if out else None
-        model = build_nas_net(cand.genome, space=space, channels=int(cfg["channels"]),
-                              input_shape=info.input_shape, num_classes=info.num_classes, seed=seed)
-
-        def epoch_batches(epoch: int):
-            gen = getattr(train, "generator", None)
-            if gen is not None:  # the order of an epoch depends only on (seed, epoch)
-                gen.manual_seed(seed * 100_003 + epoch)
-            return train
+        wiring = wire(space.decode(cand.genome), space=space, channels=int(cfg["channels"]),
+                      input_shape=info.input_shape, num_classes=info.num_classes)
+        model = build(wiring, seed=seed)
 
         def progress(row, i=i):
             if on_progress:
                 on_progress("train", row | {"network": i})
 
-        trained = fit(model, epoch_batches, lambda: test, TrainConfig(epochs=epochs, lr=lr, seed=seed, device=device),
+        trained = fit(model, epoch_order(train, seed), lambda: test, TrainConfig(epochs=epochs, lr=lr, seed=seed, device=device),
                       out_dir=sub, on_progress=progress)
         model = model.cpu().eval()
-        graph = export_nas(model)
+        graph = export_network(model, encoding=info.encoding)
         row = {"network": i, "genome": list(cand.genome), "arch": cand.arch, "rdm_score": cand.score,
                "synops_untrained": cand.synops, "params": cand.params, "test_accuracy": trained.test_accuracy,
                "train_seconds": trained.seconds, "epochs": epochs}
         if sub is not None:
-            save_nas_model(sub / "model.pt", model, arch=cand.arch, cells=space.cells, channels=int(cfg["channels"]),
-                           input_shape=info.input_shape, num_classes=info.num_classes, steps=steps)
+            save_model(sub / "model.pt", model, wiring, steps=steps, data=data, encoding=info.encoding,
+                       meta={"genome": list(cand.genome), "arch": cand.arch, "rdm_score": cand.score,
+                             "test_accuracy": trained.test_accuracy})
             io.write_nir(sub / "model.nir", graph)
             graph = io.read_nir(sub / "model.nir")  # deploy what was written
         xs, ys = zip(*[(np.asarray(x), np.asarray(y)) for x, y in test])

@@ -12,8 +12,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from spikesmith.errors import InputError
-from spikesmith.evolve.gee.arch import build_network
-from spikesmith.evolve.gee.layers import (
+from spikesmith.nn.families.gee import build_network
+from spikesmith.nn.gee import (
     GeneConv2d, GeneInteraction, GeneLinear, encoding_pays_off, generate_weight, is_encoded, make_conv2d,
     make_linear,
 )
@@ -147,7 +147,7 @@ def test_bad_arguments_raise_input_error():
 
 
 def test_inference_reuses_the_generated_weight_until_the_encodings_change():
-    from spikesmith.evolve.gee.layers import GeneInteraction, GeneLinear
+    from spikesmith.nn.gee import GeneInteraction, GeneLinear
 
     torch.manual_seed(0)
     gene = GeneInteraction(8)

@@ -12,7 +12,7 @@ import torch
 from spikesmith import io
 from spikesmith.errors import InputError
 from spikesmith.evolve.gee import Constant, CosineDecay, LinearDecay, SteConfig, run_gee_evolution
-from spikesmith.evolve.gee.arch import build_network
+from spikesmith.nn.families.gee import build_network
 from spikesmith.evolve.gee.ste import (
     breed, crossover, encoding_keys, mutate, spatial_entropy, temporal_difference, tournament_select,
 )
@@ -121,8 +121,10 @@ def test_run_is_deterministic_and_writes_metrics_and_plot(tiny_data, tmp_path):
     assert (tmp_path / "a" / "evolution.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ckpt = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
     assert ckpt["stage"] == 3 and len(ckpt["population"]) == 1
-    model = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["model"]
-    assert "gene.g" in model
+    from spikesmith.nn import load_model
+
+    model, mf = load_model(tmp_path / "a" / "model.pt")
+    assert mf.family == "gee" and mf.spec["arch"] == "digits" and model.gene is not None
     assert json.loads((tmp_path / "a" / "result.json").read_text())["final_fitness"] == r1.final_fitness
     assert sum(e["event"] == "individual" for e in events) == 3 * 2 + 1
     assert events[-1]["event"] == "done"

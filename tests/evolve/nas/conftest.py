@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from spikesmith.evolve.nas.network import NasNet
+from spikesmith.nn import Network
 from spikesmith.evolve.nas.space import NasSpace
 
 
@@ -23,7 +23,7 @@ def genome_with(space: NasSpace, motifs: list[str], *, feedback: int = 1, kernel
     return space.repair(g)
 
 
-def calibrate(model: NasNet, x: torch.Tensor, *, readout_gain: float = 8.0) -> NasNet:
+def calibrate(model: Network, x: torch.Tensor, *, readout_gain: float = 8.0) -> Network:
     """Running batch-norm statistics = those of ``x``, a readout strong enough to spike; eval mode."""
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -31,7 +31,7 @@ def calibrate(model: NasNet, x: torch.Tensor, *, readout_gain: float = 8.0) -> N
     model.train()
     with torch.no_grad():
         model(x)
-        model.readout.weight.mul_(readout_gain)
+        model.layers["readout_fc"].raw.mul_(readout_gain)
     return model.eval()
 
 

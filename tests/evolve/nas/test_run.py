@@ -8,7 +8,7 @@ import pytest
 
 from spikesmith import io
 from spikesmith.errors import InputError
-from spikesmith.evolve.nas.run import load_nas_model, run_nas
+from spikesmith.evolve.nas.run import run_nas
 
 TINY = dict(generations=3, population=6, seed=3, steps=2, cells=2, channels=4, fitness_batch=16)
 ROOT = Path(__file__).resolve().parents[3]
@@ -117,26 +117,6 @@ def test_train_best_trains_exports_and_deploys(tmp_path):
     (row,) = rows
     assert set(row["accuracy"]) == {"torch", "norse", "lava"}
     assert row["agreement"]["norse"] == 1.0
-    model, meta = load_nas_model(tmp_path / "trained" / "best0" / "model.pt")
-    assert meta["cells"] == TINY["cells"]
+    model, mf = api.load_model(tmp_path / "trained" / "best0" / "model.pt")
+    assert mf.family == "nas" and mf.meta["genome"] == row["genome"]
     assert (tmp_path / "trained" / "best0" / "model.nir").is_file()
-
-
-def test_nas_model_file_compiles_like_any_model(tmp_path):
-    """best{i}/model.pt of a search is accepted by compile (NIR and Lava with verification)."""
-    from spikesmith import api
-    from spikesmith.evolve.nas.network import build_nas_net
-    from spikesmith.evolve.nas.run import save_nas_model
-    from spikesmith.evolve.nas.space import NasSpace
-
-    from conftest import genome_with
-
-    space = NasSpace(cells=2)
-    genome = genome_with(space, ["ff_excitation", "ff_inhibition"])
-    model = build_nas_net(genome, space=space, channels=4, seed=0).eval()
-    save_nas_model(tmp_path / "model.pt", model, arch=space.decode(genome).to_dict(), cells=2, channels=4,
-                   input_shape=(1, 8, 8), num_classes=10, steps=2)
-    path, _ = api.compile_model(tmp_path / "model.pt", out=tmp_path / "m.nir")
-    assert api.load_graph(path).metadata["spikesmith.dt"] == model.dt
-    result, _ = api.compile_to_lava(tmp_path / "model.pt", out_dir=tmp_path / "v", verify=2, steps=3)
-    assert result.float_ok

@@ -1,4 +1,4 @@
-"""Genetically encoded layers: weights generated from per-neuron encodings and one shared G.
+"""Genetically encoded (GEE) layers: weights generated from per-neuron encodings and one shared G.
 
 A linear layer ``N_in -> N_out`` holds encodings ``X_pre (N_in, g)`` and ``X_post (N_out, g)``;
 its weight is ``W = X_post @ G @ X_pre.T`` (N_out, N_in). A 2-D convolution treats every

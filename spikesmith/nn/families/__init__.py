@@ -1,0 +1,1 @@
+"""The built-in network families; each module registers one family (see :mod:`spikesmith.nn.registry`)."""

@@ -1,0 +1,129 @@
+"""The one network module: a DAG of named layers over time-first tensors, and its time loop.
+
+A :class:`Network` is a list of nodes ``(name, layer, inputs)`` in evaluation order. A node's
+input is the sum of its inputs' outputs (NIR's semantics of several edges into one node);
+``"input"`` names the network input. Stateless layers (conv, linear, batch norm, pooling,
+flatten, ...) run on all time steps at once (time merged into the batch); :class:`Neurons`
+step through time. Input ``(T, B, *input_shape)``, output ``(T, B, *output_shape)``.
+
+Every network family (:mod:`spikesmith.nn.families`) builds one of these, so one exporter
+(:mod:`spikesmith.compile.export`) and one loader (:mod:`spikesmith.io`) serve them all.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from spikesmith.errors import InputError
+from spikesmith.nn.neurons import DT, Neurons, is_neuron
+
+INPUT = "input"
+
+
+class Network(nn.Module):
+    """A spiking network: nodes ``(name, layer, inputs)`` in evaluation order.
+
+    Args:
+        nodes: ``(name, module, input names)``; names are unique, inputs name earlier nodes or
+            ``"input"``. Names must not contain '.' (they are state-dict keys under ``layers``).
+        input_shape: one sample's shape without time and batch, e.g. ``(1, 8, 8)``.
+        output: the node whose output the network returns (default: the last).
+        dt: time step in seconds the neurons were built with.
+        gene: a module shared by several layers (GEE's gene-interaction matrix), owned here once.
+    """
+
+    def __init__(self, nodes: Iterable[tuple[str, nn.Module, tuple[str, ...]]], *, input_shape: tuple[int, ...],
+                 output: str | None = None, dt: float = DT, gene: nn.Module | None = None):
+        super().__init__()
+        self.layers = nn.ModuleDict()
+        self.graph: list[tuple[str, tuple[str, ...]]] = []
+        for name, module, inputs in nodes:
+            if name == INPUT or name in self.layers or "." in name or hasattr(self.layers, name):
+                raise InputError(f"network node '{name}': names must be unique, not '{INPUT}', without '.', and "
+                                 "not a ModuleDict attribute")
+            inputs = tuple(inputs)
+            missing = [i for i in inputs if i != INPUT and i not in self.layers]
+            if not inputs or missing:
+                raise InputError(f"network node '{name}': inputs {list(inputs)} must name earlier nodes or '{INPUT}'")
+            self.layers[name] = module
+            self.graph.append((name, inputs))
+        if not self.graph:
+            raise InputError("network: no nodes")
+        self.output = output or self.graph[-1][0]
+        if self.output not in self.layers:
+            raise InputError(f"network output '{self.output}' is not a node")
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.dt = float(dt)
+        self.gene = gene
+
+    @classmethod
+    def sequential(cls, layers: list[nn.Module], *, input_shape: tuple[int, ...], dt: float = DT,
+                   gene: nn.Module | None = None) -> "Network":
+        """A chain: node ``i`` (named ``"i"``) feeds node ``i + 1``."""
+        nodes = [(str(i), layer, (str(i - 1) if i else INPUT,)) for i, layer in enumerate(layers)]
+        return cls(nodes, input_shape=input_shape, dt=dt, gene=gene)
+
+    def consumers(self) -> dict[str, list[str]]:
+        """Node name (or ``"input"``) -> the nodes that read it."""
+        out: dict[str, list[str]] = {INPUT: []}
+        for name, inputs in self.graph:
+            out.setdefault(name, [])
+            for i in inputs:
+                out[i].append(name)
+        return out
+
+    def forward(self, x: torch.Tensor, *, record: bool = False):
+        """Output (T, B, *out) for ``x`` (T, B, *input_shape); with ``record`` also a dict
+        neuron node name -> its output (T, B, ...), in evaluation order."""
+        if x.dim() != 2 + len(self.input_shape) or tuple(x.shape[2:]) != self.input_shape:
+            raise InputError(f"expected input (T, B, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}")
+        steps, batch = x.shape[:2]
+        values: dict[str, torch.Tensor] = {INPUT: x}
+        recorded: dict[str, torch.Tensor] = {}
+        for name, inputs in self.graph:
+            h = values[inputs[0]]
+            for i in inputs[1:]:
+                h = h + values[i]
+            layer = self.layers[name]
+            if isinstance(layer, Neurons):
+                h = layer.run(h)
+                if record:
+                    recorded[name] = h
+            else:
+                y = layer(h.reshape(steps * batch, *h.shape[2:]))
+                h = y.reshape(steps, batch, *y.shape[1:])
+            values[name] = h
+        out = values[self.output]
+        return (out, recorded) if record else out
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Shape of one output sample (without time and batch)."""
+        with torch.no_grad():
+            p = next(self.parameters(), None)
+            device = p.device if p is not None else "cpu"
+            was = self.training
+            self.eval()
+            y = self.forward(torch.zeros(1, 1, *self.input_shape, device=device))
+            self.train(was)
+        return tuple(y.shape[2:])
+
+    def neuron_nodes(self) -> list[str]:
+        """Names of the neuron nodes, in evaluation order."""
+        return [name for name, _ in self.graph if is_neuron(self.layers[name])]
+
+    def num_parameters(self) -> int:
+        """Trainable parameters that exist: a layer with ``num_parameters()`` (masked or encoded
+        weights) counts itself; the shared ``gene`` counts once."""
+        return sum(_count(child) for child in self.children())
+
+
+def _count(module: nn.Module) -> int:
+    own = getattr(module, "num_parameters", None)
+    if callable(own):
+        return int(own())
+    return (sum(p.numel() for p in module.parameters(recurse=False) if p.requires_grad)
+            + sum(_count(child) for child in module.children()))
