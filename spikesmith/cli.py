@@ -5,8 +5,10 @@ Errors a user can fix print one line and exit 2; heavy libraries load only insid
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -235,18 +237,55 @@ def energy_report_cmd(model: Path = typer.Argument(..., help="NIR file or model 
     typer.echo(f"wrote {', '.join(sorted(Path(p).name for p in files.values()))} to {out}")
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is so that cleanup runs as for Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+_signals: list[int] = []  # signals received during this main() call
+
+
+def _raise_interrupted(signum, frame) -> None:
+    _signals.append(signum)
+    raise Interrupted(signum)
+
+
+# OS errors a user can fix (a path, a permission, a full or read-only disk): one line, exit 2
+_USER_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.EROFS,
+                errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG, errno.ELOOP}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point: one-line errors with exit code 2."""
+    """Console entry point. Exit codes: 0 ok, 1 verification failed, 2 bad input (one line on stderr),
+    130 interrupted by SIGINT, 128 + n by signal n (SIGTERM 143, SIGHUP 129): SIGTERM and SIGHUP are
+    handled like Ctrl-C, so simulations, worker pools and clusters we started are shut down."""
+    import signal
+
     from spikesmith.errors import SpikesmithError
 
+    previous = {}
+    _signals.clear()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, _raise_interrupted)
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="spikesmith")
+        if _signals:  # typer returns 130 for any KeyboardInterrupt: say which signal it was
+            return _interrupted(Interrupted(_signals[0]))
         return int(rv) if isinstance(rv, int) else 0
     except SpikesmithError as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        typer.echo(f"error: {exc.filename or ''}: {exc.strerror}", err=True)
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
+    except OSError as exc:
+        if exc.errno not in _USER_ERRNOS or os.environ.get("SPIKESMITH_DEBUG"):
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
         return 2
     except Exception as exc:
         # typer bundles its own click: recognise its exceptions by their interface
@@ -254,8 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "Exit":
             return int(getattr(exc, "exit_code", 0))
         if name == "Abort":
-            typer.echo("aborted", err=True)
-            return 130
+            return _interrupted(exc.__cause__ if isinstance(exc.__cause__, KeyboardInterrupt) else None)
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             typer.echo(f"error: {exc.format_message()}", err=True)
             return 2
@@ -264,6 +302,17 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"internal error: {name}: {str(exc).splitlines()[0] if str(exc) else ''} "
                    "(set SPIKESMITH_DEBUG=1 for the traceback)", err=True)
         return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupted(exc: BaseException | None) -> int:
+    import signal
+
+    signum = getattr(exc, "signum", signal.SIGINT)
+    typer.echo(f"interrupted by {signal.Signals(signum).name}", err=True)
+    return 128 + int(signum)
 
 
 if __name__ == "__main__":

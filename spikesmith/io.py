@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,9 +23,21 @@ from spikesmith.errors import GraphError, InputError
 SCHEMA_VERSION = 1
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the process's umask (0o644 under 022)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success move it onto ``path``."""
+    """Yield a temporary path beside ``path``; on success give it the umask's permissions and move it
+    onto ``path`` (a crash never leaves a half-written file)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -31,10 +45,122 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, file_mode())  # mkstemp's 0600 would otherwise survive the rename
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+# ---------------------------------------------------------------- outputs checked before any work
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def _existing_ancestor(p: Path) -> Path:
+    p = Path(os.path.abspath(p))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_output(path: str | os.PathLike, *, kind: str = "file", inputs=(), writes: tuple[str, ...] = (),
+                 what: str = "output") -> Path:
+    """``path`` as a Path, after checking, before any work, that it can be written as a ``kind``
+    ('file' or 'dir'); InputError naming it otherwise.
+
+    Refused: an output that resolves to one of ``inputs``; an output directory that would receive a
+    file named in ``writes`` that is one of ``inputs``; a file path that is a directory (or a
+    directory path that is a file); a path under a file; a location that is not writable or lies on a
+    read-only file system.
+    """
+    p = Path(path)
+    ins = [Path(i) for i in inputs if i is not None]
+    for src in ins:
+        if _same_file(p, src):
+            raise InputError(f"{p}: the {what} is the input {src}; choose another path (inputs are never overwritten)")
+        if kind == "dir" and any(_same_file(p / name, src) for name in writes):
+            raise InputError(f"{p}: writing the {what} directory would overwrite the input {src}")
+    if kind == "file" and p.is_dir():
+        raise InputError(f"{p}: the {what} is a directory; expected a file path")
+    if kind == "dir" and p.exists() and not p.is_dir():
+        raise InputError(f"{p}: the {what} directory exists as a file")
+    anc = _existing_ancestor(p if kind == "dir" else p.parent)
+    if not anc.is_dir():
+        raise InputError(f"{p}: cannot create the {what} under {anc}, which is a file")
+    try:
+        read_only = bool(os.statvfs(anc).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        raise InputError(f"{p}: the {what} lies on a read-only file system ({anc})")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise InputError(f"{p}: no permission to write the {what} in {anc}")
+    return p
+
+
+LOCK_NAME = ".spikesmith.lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def output_dir(path: str | os.PathLike, *, keep_on_error: bool = False) -> Iterator[Path]:
+    """Hold ``path`` as this command's output directory: locked against a second command, and, when
+    the command fails (``keep_on_error`` False), left as it was found.
+
+    The lock is ``path/.spikesmith.lock`` holding this process's PID; a live holder is a one-line
+    InputError naming the lock and the PID, a dead holder's lock is taken over. On failure the files
+    created since entry are removed (and the directory, if it was created here); files that existed
+    before are never touched. ``keep_on_error``: keep them (checkpoints of a resumable run).
+    """
+    p = Path(path)
+    created = not p.exists()
+    p.mkdir(parents=True, exist_ok=True)
+    before = {q for q in p.rglob("*")}
+    lock = p / LOCK_NAME
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, file_mode())
+        except FileExistsError:
+            try:
+                holder = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                holder = 0
+            if holder and holder != os.getpid() and _pid_alive(holder):
+                raise InputError(f"{p}: in use by another spikesmith command (lock {lock}, PID {holder}); "
+                                 "wait for it or choose another output directory") from None
+            lock.unlink(missing_ok=True)  # a dead holder's lock: take it over
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{os.getpid()}\n")
+        break
+    ok = False
+    try:
+        yield p
+        ok = True
+    finally:
+        lock.unlink(missing_ok=True)
+        if not ok and not keep_on_error:
+            for q in sorted(set(p.rglob("*")) - before, key=lambda x: len(x.parts), reverse=True):
+                if q.is_dir() and not q.is_symlink():
+                    shutil.rmtree(q, ignore_errors=True)
+                else:
+                    q.unlink(missing_ok=True)
+            if created:
+                shutil.rmtree(p, ignore_errors=True)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
