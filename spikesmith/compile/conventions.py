@@ -41,7 +41,7 @@ the node and field, never written. docs/interop.md lists what each framework get
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nir
 import numpy as np
@@ -106,11 +106,7 @@ def snntorch_export_dt(graph: nir.NIRGraph | FlatGraph) -> float | None:
 
 META_FOR = "spikesmith.for"  # graph metadata: the framework a graph was rewritten for
 
-_NEURON_FIELDS = {
-    nir.LIF: ("tau", "r", "v_leak", "v_threshold", "v_reset"),
-    nir.CubaLIF: ("tau_syn", "tau_mem", "r", "w_in", "v_leak", "v_threshold", "v_reset"),
-    nir.IF: ("r", "v_threshold", "v_reset"),
-}
+_NEURONS = (nir.LIF, nir.CubaLIF, nir.IF)  # the neurons whose parameters the rewrite moves
 _LINEAR = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d)
 
 
@@ -129,14 +125,14 @@ class Consumer:
     name: str
     dt: float | None
     maps: tuple[type, ...]
-    forms: dict
-    zero: dict
+    forms: dict = field(default_factory=dict)
+    zero: dict = field(default_factory=dict)
     uniform: tuple[str, ...] = ()
-    refuse: dict
-    min_steps: dict
+    min_steps: dict = field(default_factory=dict)
+    equal: dict = field(default_factory=dict)
+    refuse: dict = field(default_factory=dict)
     avgpool_as_sumpool: bool = False
     ungrouped_only: bool = False
-    equal: dict
     hint: str = ""
 
 
@@ -150,7 +146,7 @@ CONSUMERS: dict[str, Consumer] = {
         forms={nir.LIF: "unit", nir.CubaLIF: "unit", nir.IF: "unit"},
         # its importer passes no v_reset (Norse's default is 0) and leaks a CubaLIF's current towards v_leak
         zero={nir.LIF: ("v_reset",), nir.IF: ("v_reset",), nir.CubaLIF: ("v_reset", "v_leak")},
-        refuse={}, min_steps={}, equal={}, avgpool_as_sumpool=True,
+        avgpool_as_sumpool=True,
         hint="norse.torch.from_nir(nir.read(PATH)) at its default dt = 1e-3 s, one sample at a time "
              "(its Flatten keeps NIR's start_dim = 0, which would flatten the batch)",
     ),
@@ -161,7 +157,6 @@ CONSUMERS: dict[str, Consumer] = {
         zero={nir.LIF: ("v_leak", "v_reset"), nir.CubaLIF: ("v_leak", "v_reset")},
         uniform=("v_threshold",),
         refuse={nir.IF: "snnTorch's NIR import makes IF a Leaky neuron with beta = 0.9 that resets by subtraction"},
-        min_steps={}, equal={},
         hint="snntorch.import_nir.import_from_nir(nir.read(PATH)) (dt = 1e-4 s is built in), one sample at a "
              "time (its Flatten keeps NIR's start_dim = 0), snntorch.utils.reset(net) between samples",
     ),
@@ -181,7 +176,6 @@ CONSUMERS: dict[str, Consumer] = {
     "sinabs": Consumer(
         name="Sinabs", dt=None,
         maps=(nir.Affine, nir.Conv1d, nir.Conv2d, nir.SumPool2d, nir.Flatten),
-        forms={}, zero={}, min_steps={}, equal={},
         refuse={nir.LIF: _SINABS_WHY, nir.IF: _SINABS_WHY + " (its IF also clips v at -v_threshold)",
                 nir.CubaLIF: "Sinabs' NIR import has no CubaLIF",
                 nir.LI: "Sinabs' NIR import ignores LI's r and integrates x unscaled (tau in steps, exponential decay)"},
@@ -306,7 +300,7 @@ def _rewrite(graph: nir.NIRGraph, c: Consumer, dt: float) -> nir.NIRGraph:
         if c.ungrouped_only and isinstance(node, (nir.Conv1d, nir.Conv2d)) and int(node.groups) != 1:
             raise GraphError(f"--for {c.name.lower()}: node '{name}' ({type(node).__name__}): {c.name}'s NIR "
                              f"import has no grouped convolution (groups = {int(node.groups)})")
-        if type(node) in _NEURON_FIELDS:
+        if type(node) in _NEURONS:
             _rewrite_neuron(node, name, c, dt)
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(graph.metadata or {}), type_check=False)
 
@@ -322,7 +316,7 @@ def for_framework(graph: nir.NIRGraph, framework: str, *, dt: float, reset: Rese
     """
     c = consumer(framework)
     for name, node in flatten(graph).nodes.items():
-        if type(node) in _NEURON_FIELDS:
+        if type(node) in _NEURONS:
             subtract, delayed = effective_reset(type(node).__name__, reset)
             if subtract or delayed:
                 raise GraphError(f"--for {framework}: node '{name}' ({type(node).__name__}) runs with "

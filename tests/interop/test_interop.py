@@ -11,6 +11,7 @@ importer (so a fix shows up here), or spikesmith's refusal to write what would r
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 import nir
@@ -26,6 +27,8 @@ from spikesmith.compile.graph import flatten
 from spikesmith.errors import GraphError
 
 SPIKING = (nir.LIF, nir.CubaLIF, nir.IF)
+#: when set, the rows measured below are written to this JSON file (benchmarks/interop_table.py renders them)
+RESULTS_ENV = "SPIKESMITH_INTEROP_RESULTS"
 STEPS = 8
 BATCH = 2
 
@@ -90,6 +93,16 @@ def _model(name: str, tmp: str):
     x = spikes((STEPS, BATCH, *shape), 0.4, seed=1)
     dt = graph.metadata["spikesmith.dt"]
     return path, graph, x, api.simulate(graph, x, target="norse", dt=dt)
+
+
+@pytest.fixture(scope="module")
+def interop_results():
+    rows: list[dict] = []
+    yield rows
+    path = os.environ.get(RESULTS_ENV)
+    if path and rows:
+        io.write_json(path, {"kind": "spikesmith.interop_results", "schema_version": 1,
+                             "rows": sorted(rows, key=lambda r: (r["framework"], r["model"], r["mode"]))})
 
 
 @pytest.fixture(scope="module")
