@@ -56,7 +56,7 @@ def _demo_report(tmp_path: Path, profile: str) -> tuple[Path, object]:
     graph = api.export_model(model.eval(), dt=1e-3)
     trace = api.simulate(graph, spikes((8, 4, 1, 8, 8), 0.3, seed=0), target="norse", dt=1e-3)
     report = make_report(graph=graph, trace=trace, ann_onnx=export_ann_twin(graph, tmp_path / "twin.onnx"),
-                         profile=profile, accuracy=0.9, extra={"model": "demo-shaped conv SNN (seeded weights)"})
+                         profile=profile, extra={"model": "demo-shaped conv SNN (seeded weights)"})
     return write_report(report, tmp_path / profile)["html"], report
 
 
