@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.spikesmith-installed
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test test-all venv clean
+.PHONY: demo test test-all venv clean browser
 
 venv: $(STAMP)
 
@@ -23,6 +23,9 @@ $(STAMP): pyproject.toml requirements.lock Makefile
 	$(PIP) install --no-deps norse==1.1.0
 	# snnTorch, for the tests that compare its own spikes with ours (its other requirements are above).
 	$(PIP) install --no-deps snntorch==1.0.0
+	# The interop tests' frameworks (pyproject extra "interop"), without their declared requirements:
+	# SpikingJelly's pull torchvision/torchaudio beside the CPU torch, Sinabs' pin nir<=1.0.4.
+	$(PIP) install --no-deps spikingjelly==2.0.0 loguru==0.7.3 sinabs==3.1.3 pbr==7.1.3
 	$(PIP) install -r requirements.lock
 	$(PIP) install --no-deps --no-build-isolation -e .
 	touch $(STAMP)
@@ -30,10 +33,17 @@ $(STAMP): pyproject.toml requirements.lock Makefile
 demo: $(STAMP)
 	$(BIN)/spikesmith demo -o out/demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
-test-all: $(STAMP)
+# Best effort: the energy report's browser test needs Debian's chromium (root and apt-get), else it skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null 2>&1 \
+	  && timeout 900 sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium' \
+	  >/dev/null 2>&1 && echo "installed $$(chromium --version)"; } \
+	  || echo "note: chromium is not installed; the energy report's browser test will skip"
+
+test-all: $(STAMP) browser
 	$(BIN)/python -m pytest -q -m ""
 
 clean:

@@ -125,20 +125,27 @@ def graph_encoding(graph) -> str | None:
 
 def compile_model(model_path: str | Path, *, out: str | Path, to: str = "nir", dt: float | None = None,
                   reset: str | None = None, reset_timing: str | None = None,
-                  type_check: bool = True) -> tuple[Path, str | None]:
+                  type_check: bool = True, for_framework: str | None = None) -> tuple[Path, str | None]:
     """Compile a model file (or a NIR file) to a NIR file; returns (the written path, notice).
 
     The graph is written with its time step and reset rule resolved (:func:`resolve_semantics`:
     options, stored metadata, a recognised exporter convention) and stored in its metadata, so
-    later runs need no options.
+    later runs need no options. ``for_framework`` (norse, sinabs, snntorch, spikingjelly) rewrites
+    it for that framework's own NIR importer (:func:`spikesmith.compile.conventions.for_framework`).
     """
+    from spikesmith.compile.conventions import consumer, for_framework as rewrite_for
     from spikesmith.compile.graph import META_DT, META_RESET, META_RESET_TIMING
 
     if to != "nir":
         raise InputError(f"--to {to!r} is not supported here (expected 'nir' or 'lava')")
+    target = consumer(for_framework) if for_framework is not None else None
     graph, _ = _model_graph(model_path, type_check=type_check)
     dt, rule, notice = resolve_semantics(graph, dt, reset, reset_timing)
-    graph.metadata = {**(graph.metadata or {}), META_DT: dt, META_RESET: rule.mode, META_RESET_TIMING: rule.timing}
+    if target is not None:
+        graph = rewrite_for(graph, for_framework, dt=dt, reset=rule)
+        notice = "\n".join(filter(None, [notice, f"written for {target.name}'s NIR import: {target.hint}"]))
+    else:
+        graph.metadata = {**(graph.metadata or {}), META_DT: dt, META_RESET: rule.mode, META_RESET_TIMING: rule.timing}
     return io.write_nir(out, graph), notice
 
 

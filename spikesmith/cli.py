@@ -79,12 +79,19 @@ def compile_cmd(model: Path = typer.Argument(..., help="Model file (model.pt) or
                 reset: Optional[str] = _reset_option(),
                 reset_timing: Optional[str] = _reset_timing_option(),
                 type_check: bool = typer.Option(True, "--type-check/--no-type-check",
-                                                help="Let nir check the graph's types when reading.")):
+                                                help="Let nir check the graph's types when reading."),
+                for_framework: Optional[str] = typer.Option(
+                    None, "--for", help="With --to nir: write for this framework's own NIR import "
+                    "(norse, sinabs, snntorch, spikingjelly); default: canonical NIR.")):
     """Compile a model to NIR, or to Lava with verification (exit 1 when verification fails)."""
     from spikesmith import api
 
     if to == "lava":
         from spikesmith.compile.resources import render
+        from spikesmith.errors import InputError
+
+        if for_framework is not None:
+            raise InputError("--for rewrites a NIR file: use it with --to nir")
 
         result, notice = api.compile_to_lava(model, out_dir=out, fixed_point=fixed_point, verify=verify, dt=dt,
                                              data=data, steps=steps, fixed_tolerance=tolerance, type_check=type_check,
@@ -95,7 +102,7 @@ def compile_cmd(model: Path = typer.Argument(..., help="Model file (model.pt) or
         typer.echo(f"wrote {out / 'verification.json'} and verification.md")
         return 0 if result.ok else 1
     path, notice = api.compile_model(model, out=out, to=to, dt=dt, reset=reset, reset_timing=reset_timing,
-                                     type_check=type_check)
+                                     type_check=type_check, for_framework=for_framework)
     _notes(notice)
     typer.echo(f"wrote {path}")
 

@@ -313,8 +313,13 @@ def _constant_rows(r: Report) -> list[tuple[str, ...]]:
     return rows
 
 
+def _break_even_rate(r: Report) -> float | None:
+    return None if r.break_even is None else r.break_even.get("rate")
+
+
 def _plots(r: Report) -> dict[str, bytes]:
-    """PNG bytes of the report's plots, keyed by file stem."""
+    """PNG bytes of the report's plots, keyed by file stem: energy per layer (SNN vs ANN), firing rate per
+    layer against the break-even rate, spikes over time."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -327,35 +332,57 @@ def _plots(r: Report) -> dict[str, bytes]:
     out = {}
     c = r.counts
     spiking = [x for x in c.layers if x.spiking]
+    snn_colour, ann_colour, be_colour = "#3b7dd8", "#e07b39", "#c0392b"
 
-    fig = Figure(figsize=(6.4, 3.2))
-    ax = fig.add_subplot()
-    if spiking:
-        names = [x.name for x in spiking]
-        ax.bar(range(len(names)), [x.firing_rate for x in spiking], color="#3b7dd8")
-        ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-    else:
-        ax.text(0.5, 0.5, "no spiking layers", ha="center", va="center", transform=ax.transAxes)
-    ax.set_ylabel("spikes / neuron / step")
-    ax.set_title("Firing rate per layer")
-    out["firing_rate"] = png(fig)
-
-    fig = Figure(figsize=(6.4, 3.2))
+    fig = Figure(figsize=(6.0, 3.3))
     ax = fig.add_subplot()
     names = [x.name for x in r.layers]
     idx = np.arange(len(names))
     w = 0.4
-    ax.bar(idx - w / 2, [x.snn for x in r.layers], w, label=f"SNN [{r.profile.name}]", color="#3b7dd8")
+    ax.bar(idx - w / 2, [x.snn for x in r.layers], w, label=f"SNN [{r.profile.name}]", color=snn_colour)
     if any(x.ann is not None for x in r.layers):
         ax.bar(idx + w / 2, [x.ann or 0.0 for x in r.layers], w,
-               label=f"ANN [{r.ann_profile.name if r.ann_profile else ''}]", color="#e07b39")
-    ax.set_xticks(idx, names, rotation=30, ha="right")
+               label=f"ANN twin [{r.ann_profile.name if r.ann_profile else ''}]", color=ann_colour)
+    ax.set_xticks(idx, names, rotation=30, ha="right", fontsize=8)
     if any(x.snn > 0 for x in r.layers) or any((x.ann or 0) > 0 for x in r.layers):
         ax.set_yscale("log")
     ax.set_ylabel("J / inference")
-    ax.set_title("Energy per layer")
+    total = f"SNN {_fmt_energy(r.snn_energy.total)}" + (f" vs ANN {_fmt_energy(r.ann_energy)}" if r.ann_energy else "")
+    ax.set_title(f"Energy per layer ({total})", fontsize=10)
     ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
     out["energy_per_layer"] = png(fig)
+
+    fig = Figure(figsize=(5.2, 3.3))
+    ax = fig.add_subplot()
+    top = 0.05
+    lines = []  # (y, text, colour, style): labelled on the plot, no legend to hide them
+    if spiking:
+        rates = [x.firing_rate for x in spiking]
+        ax.bar(range(len(spiking)), rates, color=snn_colour)
+        ax.set_xticks(range(len(spiking)), [x.name for x in spiking], rotation=30, ha="right", fontsize=8)
+        top = max(top, 1.2 * max(rates))
+        lines.append((c.firing_rate, f"observed mean {c.firing_rate:.3g}", "#444", ":"))
+    else:
+        ax.text(0.5, 0.5, "no spiking layers", ha="center", va="center", transform=ax.transAxes)
+    be = _break_even_rate(r)
+    if be is not None and 0.0 <= be <= 1.0:
+        top = max(top, 1.2 * be)
+        lines.append((be, f"break-even {be:.3g}: the SNN is cheaper below", be_colour, "--"))
+    elif be is not None:
+        note = ("break-even above 1: the SNN is cheaper at every rate" if be > 1
+                else "break-even below 0: the SNN costs more even when silent")
+        ax.text(0.5, 0.95, note, ha="center", va="top", transform=ax.transAxes, color=be_colour, fontsize=8)
+    top = min(top, 1.05)
+    for y, text, colour, style in lines:
+        ax.axhline(y, color=colour, ls=style, lw=1.5)
+        ax.text(0.99, y + 0.012 * top, text, ha="right", va="bottom", color=colour, fontsize=8,
+                transform=ax.get_yaxis_transform(), bbox={"facecolor": "white", "edgecolor": "none", "pad": 1, "alpha": 0.8})
+    ax.set_ylim(0, top)
+    ax.set_ylabel("spikes / neuron / step")
+    ax.set_title("Firing rate per layer vs break-even rate", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    out["firing_rate"] = png(fig)
 
     fig = Figure(figsize=(6.4, 3.2))
     ax = fig.add_subplot()
@@ -411,38 +438,140 @@ def _html_table(head, rows) -> str:
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222}
-h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
-th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;padding:10px 16px;max-width:1400px;
+color:#222;font-size:14px}
+h1{font-size:1.35em;margin:.1em 0}h2{font-size:1.1em;margin:1.4em 0 .4em;border-bottom:1px solid #ddd}
+.sub{color:#555;margin:.1em 0 .6em}
+.cards{display:flex;gap:10px;margin:.4em 0}
+.card{flex:1;border:1px solid #dde3ea;border-radius:6px;padding:6px 10px;background:#f8fafc}
+.card .k{font-size:.8em;color:#555}.card .v{font-size:1.35em;font-weight:600}.card .v small{font-size:.6em;color:#555}
+.good{color:#1e7b34}.bad{color:#b03a2e}
+.dash{display:grid;grid-template-columns:1.15fr 1fr .9fr;gap:12px;align-items:start;margin-top:8px}
+.dash figure{margin:0}.dash img{width:100%;height:auto;display:block}
+#assumptions{border:1px solid #dde3ea;border-radius:6px;padding:6px 10px;font-size:.82em;background:#fcfcfd}
+#assumptions h2{margin:.1em 0 .3em;font-size:1.05em;border:0}
+#assumptions table{width:100%;font-size:1em;table-layout:fixed}
+#assumptions td{padding:.15em .3em}
+#assumptions td.src{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;color:#555}
+#assumptions ul{margin:.3em 0;padding-left:1.1em}#assumptions li{margin:.15em 0}
+table{border-collapse:collapse;font-size:.92em;margin:.4em 0}
+th,td{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}
 th{background:#f3f5f8}td:nth-child(n+3){font-variant-numeric:tabular-nums}
-.plots img{max-width:49%;margin:.3em 0}.verdict{background:#f6f8e8;padding:.6em;border-left:4px solid #9ab33a}
+.plots img{max-width:49%;margin:.3em 0}
+.verdict{background:#f6f8e8;padding:.45em .7em;border-left:4px solid #9ab33a;margin:.6em 0}
 .note{color:#555;font-size:.9em}
 """
 
+# nothing in the page may load from anywhere: the plots are data: URLs, the style is inline
+_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def _card(label: str, value: str, small: str = "", cls: str = "") -> str:
+    small = f" <small>{html.escape(small)}</small>" if small else ""
+    return (f'<div class="card"><div class="k">{html.escape(label)}</div>'
+            f'<div class="v {cls}">{html.escape(value)}{small}</div></div>')
+
+
+def _cards(r: Report) -> str:
+    s = r.summary()
+    cards = [_card("SNN energy / inference", _fmt_energy(s["snn_energy_j"]), r.profile.name)]
+    if r.ann_energy is not None:
+        cards.append(_card("ANN twin energy / inference", _fmt_energy(r.ann_energy),
+                           r.ann_profile.name if r.ann_profile else ""))
+    if r.ratio is not None:
+        cards.append(_card("ANN / SNN energy", f"{r.ratio:.3g}x", "SNN saves" if r.ratio > 1 else "SNN costs more",
+                           "good" if r.ratio > 1 else "bad"))
+    be = _break_even_rate(r)
+    rate = f"{s['firing_rate']:.3g}"
+    if be is not None and be < 0:
+        cards.append(_card("Mean firing rate / break-even rate", f"{rate} / none", "never cheaper", "bad"))
+    elif be is not None and be > 1:
+        cards.append(_card("Mean firing rate / break-even rate", f"{rate} / none", "always cheaper", "good"))
+    elif be is not None:
+        cards.append(_card("Mean firing rate / break-even rate", f"{rate} / {be:.3g}",
+                           "below" if s["firing_rate"] < be else "above", "good" if s["firing_rate"] < be else "bad"))
+    else:
+        cards.append(_card("Firing rate (spikes/neuron/step)", rate))
+    if s["accuracy"] is not None:
+        cards.append(_card("Accuracy", f"{100 * s['accuracy']:.2f} %"))
+    return f'<div class="cards">{"".join(cards)}</div>'
+
+
+_SNN_CONSTANTS = ("ac", "mac", "neuron_update", "spike")  # what E_snn charges (energy/model.py)
+_ANN_CONSTANTS = ("mac", "flop")  # what E_ann charges
+
+
+def _assumptions(r: Report) -> str:
+    """The energy model's assumptions and the constants it used, compact enough to sit beside the plots."""
+    rows = []
+    profiles = [r.profile] + ([r.ann_profile] if r.ann_profile and r.ann_profile.name != r.profile.name else [])
+    for p in profiles:
+        snn = p.name == r.profile.name
+        ann = r.ann_profile is not None and r.ann_profile.name == p.name
+        role = " and ".join(x for x, used in (("SNN", snn), ("ANN twin", ann)) if used)
+        keys = set(_SNN_CONSTANTS if snn else ()) | set(_ANN_CONSTANTS if ann else ())
+        rows.append(f'<tr><th colspan="3">profile {html.escape(p.name)} (prices the {role})</th></tr>')
+        for key, c in p.constants.items():
+            if key not in keys:
+                continue
+            src = ("estimate: " if c.estimate else "") + c.source + (f" ({c.note})" if c.note else "")
+            rows.append(f"<tr><td>{html.escape(key)}</td><td>{html.escape(f'{c.value:g} {c.unit}')}</td>"
+                        f"<td class=\"src\" title=\"{html.escape(src)}\">{html.escape(src)}</td></tr>")
+    table = ('<table><colgroup><col style="width:27%"><col style="width:17%"><col></colgroup>'
+             f"<tbody>{''.join(rows)}</tbody></table>")
+    items = ["SNN per inference: SOPs &times; ac + analog MACs &times; mac + neuron updates &times; neuron_update + "
+             "spikes &times; spike, counted from the recorded spikes (exact fan-out)"]
+    if r.ann is not None:
+        items.append(f"ANN twin: every neuron a ReLU, {r.ann_steps} forward pass{'es' * (r.ann_steps > 1)} per "
+                     "inference: MACs &times; mac + element-wise FLOPs &times; flop (ONNX count)")
+    if r.break_even:
+        items.append("Break-even: " + html.escape(r.break_even["model"]))
+    items += [html.escape(p.description) for p in profiles if p.description]
+    return (f'<aside id="assumptions"><h2>Assumptions</h2>{table}'
+            f"<ul>{''.join(f'<li>{i}</li>' for i in items)}</ul></aside>")
+
+
+def _img(stem: str, data: bytes, **attrs) -> str:
+    extra = "".join(f' {k}="{html.escape(v)}"' for k, v in attrs.items())
+    return f'<img alt="{html.escape(stem)}"{extra} src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
+
 
 def render_html(r: Report, plots: dict[str, bytes]) -> str:
-    """The report as one self-contained HTML page (plots embedded as base64 PNG)."""
-    imgs = "".join(
-        f'<img alt="{html.escape(stem)}" src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
-        for stem, data in plots.items()
-    )
+    """The report as one self-contained HTML page (plots embedded as base64 PNG, nothing loaded from elsewhere).
+
+    The top of the page (a laptop screen's worth) holds the headline energies, the SNN vs ANN energy
+    per layer, the firing rate per layer against the break-even rate, and the energy model's
+    assumptions; the full tables follow.
+    """
+    s = r.summary()
+    facts = [f"simulated on {r.target}" if r.target else "",
+             f"{s['time_steps']} steps of {s['dt_s']:.3g} s", f"{_fmt(s['samples'])} samples",
+             "all figures per inference (one sample)"]
+    sub = " &middot; ".join(html.escape(f) for f in facts if f)
     verdict = ""
     if r.break_even:
-        verdict = (f'<p class="verdict"><b>Break-even:</b> {html.escape(r.break_even["verdict"])}.<br>'
-                   f'<span class="note">Model: {html.escape(r.break_even["model"])}.</span></p>')
+        verdict = (f'<p class="verdict"><b>Break-even:</b> {html.escape(r.break_even["verdict"])}.</p>')
+    dash = ""
+    if "energy_per_layer" in plots and "firing_rate" in plots:
+        dash = ('<div class="dash">'
+                f'<figure id="energy-per-layer">{_img("energy_per_layer", plots["energy_per_layer"])}</figure>'
+                f'<figure id="firing-rate">{_img("firing_rate", plots["firing_rate"])}</figure>'
+                f"{_assumptions(r)}</div>")
+    others = "".join(_img(stem, data) for stem, data in plots.items() if stem not in ("energy_per_layer", "firing_rate"))
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in r.notes)
-    target = f"<p>Simulated on <code>{html.escape(r.target)}</code>. All figures per inference (one sample).</p>" \
-        if r.target else ""
     return (
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<meta http-equiv=\"Content-Security-Policy\" content=\"{_CSP}\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
         f"<title>{html.escape(_title(r))}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{html.escape(_title(r))}</h1>{target}"
-        f"<h2>Summary</h2>{_html_table(('Figure', 'Value'), _summary_rows(r))}{verdict}"
-        f"<h2>Plots</h2><div class=\"plots\">{imgs}</div>"
+        f"<h1>{html.escape(_title(r))}</h1><p class=\"sub\">{sub}</p>"
+        f"{_cards(r)}{dash}{verdict}"
+        f"<h2>Summary</h2>{_html_table(('Figure', 'Value'), _summary_rows(r))}"
         f"<h2>SNN energy by operation</h2>{_html_table(('Part', 'Energy'), _breakdown_rows(r))}"
         f"<h2>Per layer</h2>{_html_table(_LAYER_HEAD, _layer_rows(r))}"
-        f"<h2>Energy constants</h2>"
+        + (f"<h2>Plots</h2><div class=\"plots\">{others}</div>" if others else "")
+        + "<h2>Energy constants</h2>"
         f"{_html_table(('Profile', 'Constant', 'Value', 'Estimate', 'Role', 'Source'), _constant_rows(r))}"
         + (f"<h2>Notes</h2><ul>{notes}</ul>" if notes else "")
         + f"<p class=\"note\">spikesmith energy report, schema version {r.schema_version}.</p>"

@@ -106,3 +106,23 @@ def test_write_report_files(two_layer, tmp_path):
     assert "| SNN synaptic ops (SOPs) / inference | 16 |" in md
     assert "(firing_rate.png)" in md and paths["plot_firing_rate"].is_file()
     assert not list((tmp_path / "out").glob(".*.tmp"))
+
+
+def test_html_page_is_self_contained_and_leads_with_the_key_figures(two_layer, tmp_path):
+    """The page forbids every load but its inline style and data: images; its top holds the two headline plots
+    and the assumptions, which list the constants each profile is charged for (rendered by a browser in
+    test_report_browser.py)."""
+    g, trace, onnx_path = two_layer
+    r = make_report(graph=g, trace=trace, ann_onnx=onnx_path, profile="loihi")
+    page = write_report(r, tmp_path / "out")["html"].read_text()
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    assert not re.search(r'(src|href)="(?!data:)', page)
+    top = page[:page.index("<h2>Summary</h2>")]
+    for anchor in ('id="energy-per-layer"', 'id="firing-rate"', 'id="assumptions"'):
+        assert anchor in top
+    panel = top[top.index('id="assumptions"'):]
+    loihi, cmos = panel.split("profile cmos45")
+    assert "profile loihi (prices the SNN)" in loihi and "(prices the ANN twin)" in cmos
+    keys = lambda part: set(re.findall(r"<tr><td>([a-z_]+)</td>", part))  # noqa: E731
+    assert keys(loihi) == {"ac", "mac", "neuron_update", "spike"} and keys(cmos) == {"mac", "flop"}
+    assert "23.6 pJ" in loihi and "4.6 pJ" in cmos
