@@ -45,10 +45,11 @@ def _demo_report(tmp_path: Path, profile: str) -> tuple[Path, object]:
     """report.html of the demo-shaped conv SNN (seeded weights) simulated on the reference."""
     import torch
 
-    arch = {"kind": "conv", "values": {"c1": 12, "c2": 32, "hidden": 0, "tau_steps": 2.0, "v_th": 0.5},
-            "input_shape": [1, 8, 8], "num_classes": 10}
+    from spikesmith.nn import build
+    from spikesmith.nn.families.conv import ConvSpec
+
     gen = torch.Generator().manual_seed(0)
-    model = api.build_model(arch)
+    model = build(ConvSpec(c1=12, c2=32, hidden=0, tau_steps=2.0, v_th=0.5, input_shape=(1, 8, 8), num_classes=10))
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() > 1:

@@ -14,9 +14,10 @@ import torch
 from torch import nn
 
 from spikesmith import api
+from spikesmith.nn import build
+from spikesmith.nn.families.conv import ConvSpec
 
-DEMO_ARCH = {"kind": "conv", "values": {"c1": 12, "c2": 32, "hidden": 0, "tau_steps": 2.0, "v_th": 0.5},
-             "input_shape": [1, 8, 8], "num_classes": 10}
+DEMO_SPEC = ConvSpec(c1=12, c2=32, hidden=0, tau_steps=2.0, v_th=0.5, input_shape=(1, 8, 8), num_classes=10)
 
 
 def _meta(dt: float) -> dict:
@@ -26,7 +27,7 @@ def _meta(dt: float) -> dict:
 def demo_model(seed: int = 0):
     """The demo's conv SNN (conv-BN-LIF x2, linear readout LIF) with seeded untrained weights, in eval mode."""
     gen = torch.Generator().manual_seed(seed)
-    model = api.build_model(DEMO_ARCH)
+    model = build(DEMO_SPEC)
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() > 1:
@@ -36,23 +37,23 @@ def demo_model(seed: int = 0):
 
 def demo(seed: int = 0) -> tuple[nir.NIRGraph, tuple[int, ...]]:
     """The demo model's graph, dt = 1e-3 s."""
-    return api.export_model(demo_model(seed), dt=1e-3), tuple(DEMO_ARCH["input_shape"])
+    return api.export_model(demo_model(seed), dt=1e-3), DEMO_SPEC.input_shape
 
 
 def pooled(seed: int = 0) -> tuple[nir.NIRGraph, tuple[int, ...]]:
     """Conv-LIF, 2x2 average pooling, conv-LIF, linear readout LIF (tau = 3 steps), dt = 1e-3 s."""
-    from spikesmith.nn import SNN, NeuronParams
+    from spikesmith.nn import Network, NeuronParams, Neurons
 
     gen = torch.Generator().manual_seed(seed)
     n = NeuronParams(tau_steps=3.0, v_th=0.4)
-    layers = [nn.Conv2d(1, 6, 3, padding=1), n.cell(), nn.AvgPool2d(2), nn.Conv2d(6, 8, 3, padding=1), n.cell(),
-              nn.Flatten(), nn.Linear(8 * 4 * 4, 10), n.cell()]
+    layers = [nn.Conv2d(1, 6, 3, padding=1), Neurons(n.cell()), nn.AvgPool2d(2), nn.Conv2d(6, 8, 3, padding=1),
+              Neurons(n.cell()), nn.Flatten(), nn.Linear(8 * 4 * 4, 10), Neurons(n.cell())]
     with torch.no_grad():
         for layer in layers:
             if isinstance(layer, (nn.Conv2d, nn.Linear)):
                 layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen) * 3.0 / layer.weight[0].numel() ** 0.5)
                 layer.bias.zero_()
-    return api.export_model(SNN(layers, input_shape=(1, 8, 8)).eval(), dt=1e-3), (1, 8, 8)
+    return api.export_model(Network.sequential(layers, input_shape=(1, 8, 8)).eval(), dt=1e-3), (1, 8, 8)
 
 
 def _dense(rng, n_out: int, n_in: int, scale: float) -> nir.Affine:
