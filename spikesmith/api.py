@@ -6,6 +6,7 @@ Lava, onnx) are imported inside the functions.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from spikesmith import io
+from spikesmith import io, options
 from spikesmith.compile.semantics import resolve_dt, resolve_reset, resolve_semantics  # noqa: F401 (facade)
 from spikesmith.errors import GraphError, InputError
 
@@ -90,16 +91,22 @@ def train_model(values: dict, *, data: str = "digits", steps: int = 8, epochs: i
     from spikesmith.train import TrainConfig, fit
 
     cfg = TrainConfig(epochs=epochs, lr=lr, seed=seed, device=device)
+    options.integer("steps", steps, low=1, high=options.MAX_STEPS)
+    options.integer("batch_size", batch_size, low=1, high=65_536)
+    out = io.check_output(out_dir, kind="dir", what="output") if out_dir is not None else None
     train, test, info = make_loaders(data, batch_size=batch_size, steps=steps, seed=seed, data_dir=data_dir,
                                      encoding=encoding)
     spec = ConvSpec.from_values(values, input_shape=info.input_shape, num_classes=info.num_classes)
     model = build(spec, seed=seed)
-    result = fit(model, epoch_order(train, seed), lambda: test, cfg, out_dir=out_dir, resume=resume,
-                 on_progress=lambda row: _emit(on_progress, "train", row))
-    model.eval()
-    if out_dir is not None:
-        save_model(Path(out_dir) / "model.pt", model.cpu(), spec, steps=steps, data=data, encoding=info.encoding,
-                   meta={"test_accuracy": result.test_accuracy, "epochs": epochs, "seed": seed})
+    with io.output_dir(out, keep_on_error=True) if out is not None else contextlib.nullcontext():
+        if resume and out is not None and not (out / "checkpoint.pt").is_file():
+            _emit(on_progress, "note", {"text": f"--resume: no checkpoint in {out}; starting fresh"})
+        result = fit(model, epoch_order(train, seed), lambda: test, cfg, out_dir=out, resume=resume,
+                     on_progress=lambda row: _emit(on_progress, "train", row))
+        model.eval()
+        if out is not None:
+            save_model(out / "model.pt", model.cpu(), spec, steps=steps, data=data, encoding=info.encoding,
+                       meta={"test_accuracy": result.test_accuracy, "epochs": epochs, "seed": seed})
     return model, spec, result
 
 
@@ -311,11 +318,22 @@ def energy_report(model_path: str | Path, *, out_dir: str | Path, data: str | No
     reported too). The ANN baseline is ``baseline`` (ONNX) or the graph's ANN twin.
     Returns (summary, written files).
     """
-    from spikesmith.energy import make_report, write_report
+    from spikesmith.energy import count_onnx_macs, load_profile, make_report, write_report
+    from spikesmith.energy.report import REPORT_FILES
     from spikesmith.targets.onnx import export_ann_twin
 
     if (data is None) == (input_path is None):
         raise InputError("give exactly one of --data NAME or --input X.npy")
+    if target not in TARGETS:
+        raise InputError(f"--target: unknown target {target!r} (expected one of {', '.join(TARGETS)})")
+    options.integer("--samples", samples, low=1, high=options.MAX_SAMPLES)
+    options.optional_integer("--steps", steps, low=1, high=options.MAX_STEPS)
+    options.optional_number("--dt", dt, low=0.0, low_open=True, high=3600.0)
+    out = io.check_output(out_dir, kind="dir", inputs=[model_path, input_path, baseline],
+                          writes=REPORT_FILES + ("ann_twin.onnx",))
+    load_profile(profile)  # a bad profile fails here, before anything is simulated or written
+    if baseline is not None:
+        count_onnx_macs(baseline)  # a missing, empty or unreadable baseline likewise
     graph, arch = _model_graph(model_path)
     dt, rule, notice = resolve_semantics(graph, dt, reset, reset_timing)
     labels = None
@@ -327,13 +345,12 @@ def energy_report(model_path: str | Path, *, out_dir: str | Path, data: str | No
     _check_input_shape(graph, x, input_path or data)
     trace = simulate(graph, x, target=target, dt=dt, reset=rule)
     accuracy = None if labels is None else float((trace.output.sum(0).argmax(-1) == labels).mean())
-    out = Path(out_dir)
-    ann = Path(baseline) if baseline else export_ann_twin(graph, out / "ann_twin.onnx")
-    if baseline and not ann.is_file():
-        raise InputError(f"{ann}: baseline ONNX file not found")
-    extra = {"model": str(model_path), "data": data or str(input_path), "dt_notice": notice}
-    report = make_report(graph=graph, trace=trace, ann_onnx=ann, profile=profile, accuracy=accuracy, extra=extra)
-    files = write_report(report, out)
+    with io.output_dir(out):
+        ann = Path(baseline) if baseline else export_ann_twin(graph, out / "ann_twin.onnx")
+        extra = {"model": str(model_path), "data": data or str(input_path), "dt_notice": notice}
+        report = make_report(graph=graph, trace=trace, ann_onnx=ann, profile=profile, accuracy=accuracy,
+                             extra=extra)
+        files = write_report(report, out)
     return report.summary(), files
 
 
@@ -355,8 +372,15 @@ class DemoConfig:
     encoding: str = "rate"
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.epochs < 1 or self.population < 2 or self.generations < 0:
-            raise InputError("demo: steps, epochs >= 1, population >= 2 and generations >= 0 are required")
+        options.seed("--seed", self.seed)
+        options.integer("--steps", self.steps, low=1, high=options.MAX_STEPS)
+        options.integer("--epochs", self.epochs, low=1, high=options.MAX_EPOCHS)
+        options.integer("population", self.population, low=2, high=10_000)
+        options.integer("generations", self.generations, low=0, high=10_000)
+        options.integer("batch_size", self.batch_size, low=1, high=65_536)
+        options.optional_integer("--lava-samples", self.lava_samples, low=1, high=options.MAX_SAMPLES)
+        if self.encoding not in ("rate", "direct"):
+            raise InputError(f"--encoding: expected rate or direct, got {self.encoding!r}")
 
 
 def demo(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), *, on_progress: Progress | None = None) -> dict:
@@ -365,11 +389,16 @@ def demo(out_dir: str | Path, cfg: DemoConfig = DemoConfig(), *, on_progress: Pr
     Writes model.pt, model.nir, report.json, report.md, report.html and plots into ``out_dir``;
     returns the summary dict.
     """
+    out = io.check_output(out_dir, kind="dir")
+    with io.output_dir(out):
+        return _demo(out, cfg, on_progress)
+
+
+def _demo(out: Path, cfg: DemoConfig, on_progress: Progress | None) -> dict:
     import torch
 
     from spikesmith.data import make_loaders
 
-    out = Path(out_dir)
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
 

@@ -40,6 +40,8 @@ class Console:
             rest = ", ".join(f"{k}={info[k]:.4f}" if isinstance(info.get(k), float) else f"{k}={info[k]}"
                              for k in keys if k in info)
             self.line(f"[{el:6.1f}s] gee     {rest}")
+        elif stage == "note":
+            self.line(f"note: {info['text']}")
         elif stage == "stage":
             rest = ", ".join(f"{k}={v}" for k, v in info.items() if k != "done")
             self.line(f"[{el:6.1f}s] done    {info['done']}: {rest}")

@@ -116,6 +116,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _lock_holder(lock: Path) -> int:
+    """The PID in a lock file (0: none or unreadable)."""
+    try:
+        return int(lock.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
 @contextlib.contextmanager
 def output_dir(path: str | os.PathLike, *, keep_on_error: bool = False) -> Iterator[Path]:
     """Hold ``path`` as this command's output directory: locked against a second command, and, when
@@ -127,18 +135,18 @@ def output_dir(path: str | os.PathLike, *, keep_on_error: bool = False) -> Itera
     before are never touched. ``keep_on_error``: keep them (checkpoints of a resumable run).
     """
     p = Path(path)
+    lock = p / LOCK_NAME
+    if _lock_holder(lock) == os.getpid():  # held by this command already (a stage inside a pipeline)
+        yield p
+        return
     created = not p.exists()
     p.mkdir(parents=True, exist_ok=True)
     before = {q for q in p.rglob("*")}
-    lock = p / LOCK_NAME
     while True:
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, file_mode())
         except FileExistsError:
-            try:
-                holder = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                holder = 0
+            holder = _lock_holder(lock)
             if holder and holder != os.getpid() and _pid_alive(holder):
                 raise InputError(f"{p}: in use by another spikesmith command (lock {lock}, PID {holder}); "
                                  "wait for it or choose another output directory") from None
@@ -222,7 +230,19 @@ def load_array(path: str | os.PathLike, *, what: str = "input") -> np.ndarray:
         raise InputError(f"{p}: expected a single .npy array, got {type(arr).__name__}")
     if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
         raise InputError(f"{p}: expected a numeric array, got dtype {arr.dtype}")
+    if arr.size == 0:
+        raise InputError(f"{p}: the {what} is empty (shape {arr.shape}); expected at least one step and one sample")
+    check_finite(arr, p)
     return arr
+
+
+def check_finite(arr: np.ndarray, where) -> None:
+    """InputError naming ``where``, the count and the first index of NaN or infinite values in ``arr``."""
+    if np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.complexfloating):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise InputError(f"{where}: {int(bad.sum())} NaN or infinite value(s) (first at index {first})")
 
 
 def write_nir(path: str | os.PathLike, graph) -> Path:

@@ -129,10 +129,15 @@ def _load(model) -> tuple[object, str]:
     path = Path(os.fspath(model))
     if not path.is_file():
         raise InputError(f"{path}: ONNX file not found")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file (expected an ONNX model)")
     try:
-        return onnx.load(str(path)), str(path)
+        proto = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError and others for corrupt files
         raise InputError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+    if not proto.graph.node:
+        raise InputError(f"{path}: the ONNX model has no nodes (expected an ANN to count)")
+    return proto, str(path)
 
 
 def _fix_symbolic_dims(model, where: str) -> tuple[object, int]:

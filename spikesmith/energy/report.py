@@ -579,6 +579,10 @@ def render_html(r: Report, plots: dict[str, bytes]) -> str:
     )
 
 
+PLOTS = ("energy_per_layer", "firing_rate", "spikes_over_time")
+REPORT_FILES = ("report.json", "report.md", "report.html") + tuple(f"{stem}.png" for stem in PLOTS)
+
+
 def write_report(report: Report, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write report.json, report.md (+ PNG plots) and a self-contained report.html; returns the paths."""
     out = Path(out_dir)

@@ -38,12 +38,16 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        from spikesmith import options
+
+        options.integer("epochs", self.epochs, low=1, high=options.MAX_EPOCHS)
+        options.number("lr", self.lr, low=0.0, low_open=True, high=10.0)
+        options.number("weight_decay", self.weight_decay, low=0.0, high=10.0)
+        options.number("warmup_epochs", self.warmup_epochs, low=0.0, high=options.MAX_EPOCHS)
+        options.number("label_smoothing", self.label_smoothing, low=0.0, high=1.0, high_open=True)
+        options.number("grad_clip", self.grad_clip, low=0.0)
+        options.number("logit_scale", self.logit_scale, low=0.0, low_open=True)
+        options.seed("seed", self.seed)
 
     def resolve_device(self) -> torch.device:
         """The device to train on."""
