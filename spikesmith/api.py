@@ -19,7 +19,7 @@ from spikesmith.compile.semantics import resolve_dt, resolve_reset, resolve_sema
 from spikesmith.errors import GraphError, InputError
 
 Progress = Callable[[str, dict], None]
-TARGETS = ("norse", "lava")
+TARGETS = ("norse", "lava", "loihi")
 
 
 def _emit(on_progress: Progress | None, stage: str, info: dict) -> None:
@@ -181,82 +181,77 @@ def _dataset_batch(data: str, *, n: int, steps: int, seed: int, encoding: str | 
 
 def _check_input_shape(graph, x: np.ndarray, where) -> None:
     """Raise InputError naming ``where`` unless ``x`` is (T, B, *graph input shape)."""
-    from spikesmith.compile.graph import flatten
+    from spikesmith.compile.graph import FlatGraph, flatten
 
-    flat = flatten(graph)
+    flat = graph if isinstance(graph, FlatGraph) else flatten(graph)
     in_shape = flat.output_shape(flat.inputs[0])
     if x.ndim != 2 + len(in_shape) or tuple(x.shape[2:]) != in_shape:
         raise InputError(f"{where}: input has shape {x.shape}; expected (T, B, {', '.join(map(str, in_shape))})")
 
 
-def compile_to_lava(model_path: str | Path, *, out_dir: str | Path, fixed_point: bool = False, verify: int = 16,
+def compile_to_lava(model_path: str | Path, *, out_dir: str | Path, fixed_point: bool = False, verify: int | str = 16,
                     dt: float | None = None, data: str | None = None, steps: int | None = None, seed: int = 0,
                     fixed_tolerance: float = 0.9, rate: float = 0.2, type_check: bool = True,
-                    reset: str | None = None, reset_timing: str | None = None):
-    """Compile a model (NIR or model file) for Lava and verify it on ``verify`` inputs.
+                    reset: str | None = None, reset_timing: str | None = None, lava_samples: int | None = None,
+                    batch_size: int | None = None, on_progress: Progress | None = None):
+    """Compile a model (NIR or model file) for Lava and verify it on ``verify`` inputs (a number, or
+    "all": the whole test split of ``data``).
 
     Inputs are drawn from ``data`` when given (then accuracies are reported), else random
-    Bernoulli spikes with probability ``rate``. Writes verification.json and verification.md
-    into ``out_dir``; returns (Verification, notice). ``reset``/``reset_timing``: see :func:`resolve_reset`.
+    Bernoulli spikes with probability ``rate``. The reference (and, with ``fixed_point``, the
+    fixed-point engine) run every input; Lava runs ``lava_samples`` of them (default: all up to
+    64). Writes verification.json and verification.md into ``out_dir``; returns (Verification,
+    notice). ``reset``/``reset_timing``: see :func:`resolve_reset`.
     """
     from spikesmith.compile.graph import flatten
     from spikesmith.compile.resources import render
-    from spikesmith.targets.verify import verify as run_verify
+    from spikesmith.targets.verify import render_verification, verify as run_verify
 
-    if verify < 1:
+    if isinstance(verify, str) and verify != "all":
+        try:
+            verify = int(verify)
+        except ValueError:
+            raise InputError(f"--verify must be a number of samples or 'all', got {verify!r}") from None
+    if verify != "all" and verify < 1:
         raise InputError(f"--verify must be at least 1, got {verify}")
+    if verify == "all" and data is None:
+        raise InputError("--verify all needs --data: the test split it runs")
+    if batch_size is not None and batch_size < 1:
+        raise InputError(f"--batch-size must be a positive number of samples, got {batch_size}")
     graph, arch = _model_graph(model_path, type_check=type_check)
     dt, rule, notice = resolve_semantics(graph, dt, reset, reset_timing)
-    labels = None
-    if data is not None:
-        x, labels = _dataset_batch(data, n=verify, steps=steps or int(arch.get("steps") or 8), seed=seed,
-                                   encoding=arch.get("encoding") or graph_encoding(graph))
+    n_steps = steps or int(arch.get("steps") or (8 if data is not None else 20))
+    kwargs = dict(dt=dt, fixed_point=fixed_point, fixed_tolerance=fixed_tolerance, reset=rule,
+                  lava_samples=lava_samples, batch_size=batch_size, on_progress=on_progress)
+    flat = flatten(graph)
+    if verify == "all":
+        from spikesmith.data import make_loaders
+
+        _, test, _ = make_loaders(data, batch_size=batch_size or 256, steps=n_steps, seed=seed,
+                                  encoding=arch.get("encoding") or graph_encoding(graph))
+
+        def batches():
+            for xb, yb in test:
+                xb = np.asarray(xb, dtype=np.float64)
+                _check_input_shape(flat, xb, data)
+                yield xb, np.asarray(yb)
+
+        result = run_verify(graph, batches=batches, samples=len(test.dataset), **kwargs)
     else:
-        flat = flatten(graph)
-        in_shape = flat.output_shape(flat.inputs[0])
-        rng = np.random.default_rng(seed)
-        x = (rng.random((steps or int(arch.get("steps") or 20), verify, *in_shape)) < rate).astype(np.float64)
-    result = run_verify(graph, x, dt=dt, fixed_point=fixed_point, fixed_tolerance=fixed_tolerance, labels=labels,
-                        reset=rule)
+        labels = None
+        if data is not None:
+            x, labels = _dataset_batch(data, n=verify, steps=n_steps, seed=seed,
+                                       encoding=arch.get("encoding") or graph_encoding(graph))
+            _check_input_shape(flat, x, data)
+        else:
+            in_shape = flat.output_shape(flat.inputs[0])
+            rng = np.random.default_rng(seed)
+            x = (rng.random((n_steps, verify, *in_shape)) < rate).astype(np.float64)
+        result = run_verify(graph, x, labels=labels, **kwargs)
     out = Path(out_dir)
     io.write_json(out / "verification.json", result.to_dict())
     io.write_text(out / "verification.md", render_verification(result) + "\n\n" + render(result.resources) + "\n")
     return result, notice
-
-
-def render_verification(v) -> str:
-    """The verification report as Markdown."""
-    lines = [f"# Verification: {v.samples} samples x {v.steps} steps, dt = {v.dt:g} s, {v.reset}", "",
-             "| comparison | output agreement | identical | first divergence |", "|---|---|---|---|"]
-    for c in v.comparisons:
-        fd = "-" if not c.first_divergence else f"{c.first_divergence['node']} at t={c.first_divergence['time_step']}"
-        same = ("yes" if not c.value_tolerance else f"yes (real values within {c.value_tolerance:.0%})") \
-            if c.identical else "no"
-        lines.append(f"| {c.a} vs {c.b} | {c.output:.4f} | {same} | {fd} |")
-    lines += ["", "| node | " + " | ".join(f"{c.a} vs {c.b}" for c in v.comparisons) + " |",
-              "|---|" + "---|" * len(v.comparisons)]
-    for node in v.comparisons[0].per_node:
-        lines.append(f"| {node} | " + " | ".join(f"{c.per_node.get(node, float('nan')):.4f}" for c in v.comparisons) + " |")
-    if v.quantisation:
-        lines += ["", "## Fixed point (Loihi integer formats)", "",
-                  "| population | vth mantissa | tau_mem requested -> realised (ms) | tau_syn requested -> realised (ms) "
-                  "| weight exp | max weight error | u headroom | v headroom | max membrane deviation |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for q in v.quantisation:
-            def ms(a, b):
-                return "-" if a is None else f"{a * 1e3:.3g} -> {b * 1e3:.3g}"
-            lines.append(
-                f"| {q['name']} | {q['vth_mant']} | {ms(q['tau_mem_requested_s'], q['tau_mem_realised_s'])} | "
-                f"{ms(q['tau_syn_requested_s'], q['tau_syn_realised_s'])} | {q['weight_exp']} | "
-                f"{max(q['weight_rel_error'].values(), default=0):.2%} | {q['u_headroom']:.1f}x | {q['v_headroom']:.1f}x | "
-                f"{v.max_membrane_deviation.get(q['name'], float('nan')):.4f} |")
-    if v.accuracy:
-        lines += ["", "Accuracy: " + ", ".join(f"{k} {a:.4f}" for k, a in v.accuracy.items())]
-    lines += ["", "Per-sample time: " + ", ".join(f"{k} {s * 1e3:.2f} ms" for k, s in v.seconds_per_sample.items()),
-              "", f"Verdict: {'PASS' if v.ok else 'FAIL'} (floating point {'identical' if v.float_ok else 'DIFFERS'}"
-              + ("" if v.fixed_ok is None else f"; fixed point {'within' if v.fixed_ok else 'OUTSIDE'} "
-                 f"tolerance {v.fixed_tolerance:.2f} output agreement") + ")"]
-    return "\n".join(lines)
 
 
 def load_graph(path: str | Path, *, type_check: bool = True):
@@ -272,37 +267,58 @@ def load_graph(path: str | Path, *, type_check: bool = True):
     return graph
 
 
-def simulate(graph, x: np.ndarray, *, target: str = "norse", dt: float, record: bool = True, reset=None):
-    """Run ``graph`` on ``target`` ('norse' or 'lava') for input (T, B, *input_shape); returns a Trace.
+def simulate(graph, x: np.ndarray, *, target: str = "norse", dt: float, record: bool = True, reset=None,
+             fixed_point: bool = False, batch_size: int | None = None, on_progress: Progress | None = None):
+    """Run ``graph`` on ``target`` for input (T, B, *input_shape); returns a Trace.
 
-    ``reset``: a ResetRule; default: :func:`resolve_reset`'s choice (the graph's stored rule, else a
-    recognised exporter's, e.g. snnTorch's delayed reset, else NIR's).
+    Targets: 'norse' (the float reference), 'lava' (Lava's processes; ``fixed_point`` for its
+    bit-accurate models) and 'loihi' (the fixed-point engine, equal bit for bit to 'lava' with
+    ``fixed_point``). ``batch_size``: samples simulated at once (Lava: copies of the network side
+    by side). ``reset``: a ResetRule; default: :func:`resolve_reset`'s choice (the graph's stored
+    rule, else a recognised exporter's, e.g. snnTorch's delayed reset, else NIR's).
     """
+    if target not in TARGETS:
+        raise InputError(f"unknown target {target!r} (expected one of {', '.join(TARGETS)})")
+    if fixed_point and target != "lava":
+        raise InputError(f"--fixed-point applies to the lava target (target {target!r}; 'loihi' is always fixed point)")
+    if batch_size is not None and batch_size < 1:
+        raise InputError(f"--batch-size must be a positive number of samples, got {batch_size}")
     if reset is None:
         reset, _ = resolve_reset(graph)
+    kwargs = dict(dt=dt, record=record, reset=reset, batch_size=batch_size)
     if target == "norse":
         from spikesmith.targets.reference import simulate as run
     elif target == "lava":
         from spikesmith.targets.lava import simulate as run
+
+        kwargs.update(fixed_point=fixed_point, on_progress=on_progress)
     else:
-        raise InputError(f"unknown target {target!r} (expected one of {', '.join(TARGETS)})")
-    return run(graph, x, dt=dt, record=record, reset=reset)
+        from spikesmith.targets.loihi import simulate as run
+
+        kwargs.update(on_progress=on_progress)
+    return run(graph, x, **kwargs)
 
 
 def run_file(graph_path: str | Path, input_path: str | Path, *, target: str, out: str | Path,
              dt: float | None = None, type_check: bool = True, reset: str | None = None,
-             reset_timing: str | None = None) -> tuple[Any, str | None]:
-    """Run a NIR file on an input ``.npy`` and save the output spikes; returns (trace, notice).
+             reset_timing: str | None = None, fixed_point: bool = False, batch_size: int | None = None,
+             on_progress: Progress | None = None) -> tuple[Any, str | None]:
+    """Run a NIR file on an input ``.npy`` and save the output; returns (trace, notice).
 
     ``reset`` ('value' | 'subtract') and ``reset_timing`` ('immediate' | 'delayed') override the
-    reset rule (:func:`resolve_reset`)."""
+    reset rule (:func:`resolve_reset`). Nothing is written when the run fails."""
     if target not in TARGETS:
         raise InputError(f"unknown target {target!r} (expected one of {', '.join(TARGETS)})")
+    if fixed_point and target != "lava":
+        raise InputError(f"--fixed-point applies to the lava target (target {target!r}; 'loihi' is always fixed point)")
+    if batch_size is not None and batch_size < 1:
+        raise InputError(f"--batch-size must be a positive number of samples, got {batch_size}")
     graph = load_graph(graph_path, type_check=type_check)
     x = io.load_array(input_path)
     dt, rule, notice = resolve_semantics(graph, dt, reset, reset_timing)
     _check_input_shape(graph, x, input_path)
-    trace = simulate(graph, x, target=target, dt=dt, record=False, reset=rule)
+    trace = simulate(graph, x, target=target, dt=dt, record=False, reset=rule, fixed_point=fixed_point,
+                     batch_size=batch_size, on_progress=on_progress)
     io.save_array(out, trace.output)
     return trace, notice
 

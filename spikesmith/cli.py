@@ -71,8 +71,15 @@ def compile_cmd(model: Path = typer.Argument(..., help="Model file (model.pt) or
                 to: str = typer.Option("nir", "--to", help="nir: write a NIR file; lava: compile for Lava and verify."),
                 out: Path = typer.Option(..., "-o", "--out", help="Output file (nir) or directory (lava)."),
                 dt: Optional[float] = typer.Option(None, help="Time step in seconds."),
-                fixed_point: bool = typer.Option(False, "--fixed-point", help="Also quantise to Loihi integers."),
-                verify: int = typer.Option(16, "--verify", help="Inputs run through every target (lava)."),
+                fixed_point: bool = typer.Option(False, "--fixed-point",
+                                                 help="Also quantise to Loihi integers and verify the fixed-point "
+                                                      "engine (every input) and Lava's bit-accurate models."),
+                verify: str = typer.Option("16", "--verify", help="Inputs to verify (lava): a number, or 'all' for "
+                                                                  "the whole test split of --data."),
+                lava_samples: Optional[int] = typer.Option(None, "--lava-samples",
+                                                           help="Inputs Lava runs (default: all up to 64)."),
+                batch_size: Optional[int] = typer.Option(None, "--batch-size",
+                                                         help="Samples simulated at once (Lava: copies side by side)."),
                 data: Optional[str] = typer.Option(None, help="Draw verification inputs from this dataset."),
                 steps: Optional[int] = typer.Option(None, help="Time steps of the verification inputs."),
                 tolerance: float = typer.Option(0.9, help="Fixed-point output spike agreement required."),
@@ -89,16 +96,18 @@ def compile_cmd(model: Path = typer.Argument(..., help="Model file (model.pt) or
     if to == "lava":
         from spikesmith.compile.resources import render
         from spikesmith.errors import InputError
+        from spikesmith.targets.verify import render_verification
 
         if for_framework is not None:
             raise InputError("--for rewrites a NIR file: use it with --to nir")
 
         result, notice = api.compile_to_lava(model, out_dir=out, fixed_point=fixed_point, verify=verify, dt=dt,
                                              data=data, steps=steps, fixed_tolerance=tolerance, type_check=type_check,
-                                             reset=reset, reset_timing=reset_timing)
+                                             reset=reset, reset_timing=reset_timing, lava_samples=lava_samples,
+                                             batch_size=batch_size, on_progress=_console().progress)
         _notes(notice)
         typer.echo(render(result.resources))
-        typer.echo(api.render_verification(result).splitlines()[-1])
+        typer.echo(render_verification(result).splitlines()[-1])
         typer.echo(f"wrote {out / 'verification.json'} and verification.md")
         return 0 if result.ok else 1
     path, notice = api.compile_model(model, out=out, to=to, dt=dt, reset=reset, reset_timing=reset_timing,
@@ -109,20 +118,27 @@ def compile_cmd(model: Path = typer.Argument(..., help="Model file (model.pt) or
 
 @app.command("run")
 def run_cmd(model: Path = typer.Argument(..., help="NIR file."),
-            target: str = typer.Option("norse", help="lava or norse."),
+            target: str = typer.Option("norse", help="norse (float reference), lava, or loihi (the fixed-point "
+                                                     "engine, bit-exact to lava --fixed-point)."),
             input: Path = typer.Option(..., "--input", help="Input .npy shaped (T, B, *input_shape)."),
             out: Path = typer.Option(..., "-o", "--out", help="Output .npy (T, B, *output_shape)."),
             dt: Optional[float] = typer.Option(None, help="Time step in seconds (default: the graph's, else 1e-3)."),
+            fixed_point: bool = typer.Option(False, "--fixed-point", help="lava: run Lava's bit-accurate models."),
+            batch_size: Optional[int] = typer.Option(None, "--batch-size",
+                                                     help="Samples simulated at once (Lava: copies side by side)."),
             reset: Optional[str] = _reset_option(),
             reset_timing: Optional[str] = _reset_timing_option(),
             type_check: bool = typer.Option(True, "--type-check/--no-type-check",
                                             help="Let nir check the graph's types when reading.")):
-    """Simulate a NIR graph on a target and save its output spikes."""
+    """Simulate a NIR graph on a target and save its output."""
     from spikesmith import api
 
     trace, notice = api.run_file(model, input, target=target, out=out, dt=dt, type_check=type_check, reset=reset,
-                                 reset_timing=reset_timing)
+                                 reset_timing=reset_timing, fixed_point=fixed_point, batch_size=batch_size)
     _notes(notice)
+    for name, n in (trace.meta.get("wraps") or {}).items():
+        if n:
+            typer.echo(f"note: population '{name}': u wrapped {n} times in 24 bits (Lava's bit-accurate wrap)", err=True)
     typer.echo(f"wrote {out}: output {tuple(trace.output.shape)} from {trace.target} "
                f"({trace.per_sample_seconds() * 1e3:.2f} ms per sample)")
 

@@ -7,7 +7,7 @@ here works on ``nir.NIRGraph`` and numpy only and never imports evolve/, train/,
 
 from spikesmith.compile.graph import FlatGraph, flatten
 from spikesmith.compile.plan import Plan, build_plan
-from spikesmith.compile.quantise import QuantConfig, quantise
+from spikesmith.compile.quantise import QuantConfig, QuantisedPlan, quantise
 from spikesmith.compile.validate import validate
 
-__all__ = ["FlatGraph", "Plan", "QuantConfig", "build_plan", "flatten", "quantise", "validate"]
+__all__ = ["FlatGraph", "Plan", "QuantConfig", "QuantisedPlan", "build_plan", "flatten", "quantise", "validate"]

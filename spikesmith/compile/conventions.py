@@ -49,7 +49,7 @@ import numpy as np
 from spikesmith.compile.graph import (
     META_DT, META_RESET, META_RESET_TIMING, FlatGraph, ResetRule, flatten,
 )
-from spikesmith.compile.units import effective_reset
+from spikesmith.compile.neurons import FAMILIES as NEURON_FAMILIES
 from spikesmith.errors import GraphError, InputError
 
 _RTOL = 1e-5  # snnTorch stores float32 parameters
@@ -317,7 +317,7 @@ def for_framework(graph: nir.NIRGraph, framework: str, *, dt: float, reset: Rese
     c = consumer(framework)
     for name, node in flatten(graph).nodes.items():
         if type(node) in _NEURONS:
-            subtract, delayed = effective_reset(type(node).__name__, reset)
+            subtract, delayed = NEURON_FAMILIES[type(node)].reset(reset)
             if subtract or delayed:
                 raise GraphError(f"--for {framework}: node '{name}' ({type(node).__name__}) runs with "
                                  f"{reset.describe()}; {c.name}'s NIR import resets to v_reset in the step of the "

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import nir
 import numpy as np
 
+from spikesmith.compile.neurons import NEURON_TYPES, SPIKING_TYPES  # noqa: F401  (the registry's, re-exported)
 from spikesmith.errors import GraphError
 
 #: graph metadata keys spikesmith writes and reads back
@@ -23,8 +24,6 @@ META_RESET_TIMING = "spikesmith.reset_timing"  # "immediate" (NIR's) | "delayed"
 META_VERSION = "spikesmith.version"
 DEFAULT_DT = 1e-3
 
-NEURON_TYPES: tuple[type, ...] = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.CubaLI, nir.I, nir.Threshold)
-SPIKING_TYPES: tuple[type, ...] = (nir.LIF, nir.CubaLIF, nir.IF, nir.Threshold)
 PASS_TYPES: tuple[type, ...] = (nir.Input, nir.Output, nir.ir.graph.Identity)
 
 

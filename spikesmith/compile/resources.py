@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from spikesmith.compile.plan import Plan, dense_weight
+from spikesmith.compile.plan import Plan
 
 CORES_PER_CHIP = 128
 NEURONS_PER_CORE = 8192  # 128 x 8192 = 1,048,576: the brief's "1 million neurons"
@@ -25,16 +25,12 @@ SOURCE = "Intel Loihi 2 product brief (2021): 128 cores, 1M neurons, 120M synaps
 def estimate(plan: Plan) -> dict:
     """Neurons, synapses, fan-in and cores per population and in total."""
     rows = []
-    incoming: dict[str, list] = {}
-    for c in plan.connections + plan.bias_connections:
-        incoming.setdefault(c.dst, []).append(c)
-    for name, pop in plan.populations.items():
-        if pop.kind == "input":
-            continue
+    for pop in plan.neurons:
+        name = pop.name
         syn = fan_in = 0
-        for c in incoming.get(name, []):
+        for c in plan.incoming(name):
             # a convolution shares its kernel, but every connection it makes is counted
-            nonzero = np.count_nonzero(dense_weight(c, plan), axis=1)
+            nonzero = np.count_nonzero(c.weight, axis=1) if c.conv is None else c.conv.fan_in(c.weight)
             syn += int(nonzero.sum())
             fan_in += int(nonzero.max(initial=0))
         cores = max(1, math.ceil(pop.size / NEURONS_PER_CORE), math.ceil(syn / SYNAPSES_PER_CORE))

@@ -20,10 +20,11 @@ from norse.torch.functional.leaky_integrator_box import LIBoxParameters, LIBoxSt
 from norse.torch.functional.lif_box import LIFBoxFeedForwardState, LIFBoxParameters, lif_box_feed_forward_step
 
 from spikesmith.compile.graph import FlatGraph, ResetRule, flatten, graph_reset
-from spikesmith.compile.units import check_time_constants, effective_reset
-from spikesmith.errors import GraphError, UnsupportedNodeError
+from spikesmith.compile import neurons
+from spikesmith.compile.units import check_time_constants
+from spikesmith.errors import GraphError, InputError, UnsupportedNodeError
 from spikesmith.compile.ops import LINEAR_OPS, as_tensor, delay_steps
-from spikesmith.targets.trace import Trace
+from spikesmith.targets.trace import Trace, concat
 
 State = dict
 
@@ -36,70 +37,66 @@ def _p(node, field: str, shape, dtype, device, default=None) -> torch.Tensor:
 
 
 class _Neuron:
-    """One neuron population: parameters as tensors and a step function."""
+    """One neuron population: parameters as tensors and a step function, built from its family."""
 
     def __init__(self, node: nir.NIRNode, name: str, shape, dtype, device, reset: ResetRule = ResetRule(),
                  dt: float = 1e-3):
-        self.node, self.name = node, name
+        fam = neurons.family(node, name)
+        self.family, self.name = fam, name
         check_time_constants(node, name, dt)
         kw = dict(shape=shape, dtype=dtype, device=device)
         self.r = _p(node, "r", default=1.0, **kw)
-        t = type(node)
-        self.subtract, self.delayed = effective_reset(t.__name__, reset)
-        self.own_reset = (self.subtract or self.delayed) and t in (nir.LIF, nir.CubaLIF, nir.IF)
+        self.subtract, self.delayed = fam.reset(reset)
+        self.own_reset = self.subtract or self.delayed
         if self.own_reset:
             # Norse integrates (threshold at infinity: no spike, no reset); the reset rule is applied here
-            self.v_th = _p(node, "v_threshold", **kw)
+            self.v_th = _p(node, fam.threshold, **kw)
             self.v_reset = _p(node, "v_reset", default=0.0, **kw)
             if self.subtract and bool(torch.any(self.v_reset != 0)):
                 raise GraphError(f"node '{name}': reset by subtraction needs v_reset = 0 (it subtracts v_threshold)")
-        v_th_norse = (lambda th: torch.full_like(th, float("inf"))) if self.own_reset else (lambda th: th)
-        if t in (nir.LIF, nir.CubaLIF):
-            tau = _p(node, "tau" if t is nir.LIF else "tau_mem", **kw)
-            self.mem = LIFBoxParameters(
-                tau_mem_inv=1.0 / tau, v_leak=_p(node, "v_leak", **kw),
-                v_th=v_th_norse(_p(node, "v_threshold", **kw)), v_reset=_p(node, "v_reset", default=0.0, **kw),
-            )
-        elif t in (nir.LI, nir.CubaLI):
-            tau = _p(node, "tau" if t is nir.LI else "tau_mem", **kw)
-            self.mem = LIBoxParameters(tau_mem_inv=1.0 / tau, v_leak=_p(node, "v_leak", **kw))
-        elif t is nir.IF:
-            self.mem = IAFParameters(v_th=v_th_norse(_p(node, "v_threshold", **kw)),
-                                     v_reset=_p(node, "v_reset", default=0.0, **kw))
-        elif t is nir.Threshold:
-            self.threshold = _p(node, "threshold", **kw)
-        if t in (nir.CubaLIF, nir.CubaLI):
-            self.syn = LIBoxParameters(tau_mem_inv=1.0 / _p(node, "tau_syn", **kw), v_leak=torch.zeros(shape, dtype=dtype, device=device))
+        if fam.stateless:
+            self.threshold = _p(node, fam.threshold, **kw)
+        elif fam.spiking:
+            v_th = _p(node, fam.threshold, **kw)
+            v_th = torch.full_like(v_th, float("inf")) if self.own_reset else v_th
+            v_reset = _p(node, "v_reset", default=0.0, **kw)
+            if fam.membrane_tau:
+                self.mem = LIFBoxParameters(tau_mem_inv=1.0 / _p(node, fam.membrane_tau, **kw),
+                                            v_leak=_p(node, "v_leak", **kw), v_th=v_th, v_reset=v_reset)
+            else:
+                self.mem = IAFParameters(v_th=v_th, v_reset=v_reset)
+        elif fam.membrane_tau:
+            self.mem = LIBoxParameters(tau_mem_inv=1.0 / _p(node, fam.membrane_tau, **kw), v_leak=_p(node, "v_leak", **kw))
+        if fam.current_tau:
+            self.syn = LIBoxParameters(tau_mem_inv=1.0 / _p(node, fam.current_tau, **kw),
+                                       v_leak=torch.zeros(shape, dtype=dtype, device=device))
             self.w_in = _p(node, "w_in", default=1.0, **kw)
 
     def step(self, x: torch.Tensor, state: State, dt: float) -> torch.Tensor:
-        t = type(self.node)
-        if t in (nir.CubaLIF, nir.CubaLI):
+        fam = self.family
+        if fam.current_tau:
             i = state.get("i", torch.zeros_like(x))
             i, _ = li_box_feed_forward_step(self.w_in * x, LIBoxState(v=i), self.syn, dt)
             state["i"] = i
             x = i
-        if t is nir.Threshold:
+        if fam.stateless:
             return (x > self.threshold).to(x.dtype)
         v = state.get("v", torch.zeros_like(x))
-        if t in (nir.LIF, nir.CubaLIF):
-            z, s = lif_box_feed_forward_step(self.r * x, LIFBoxFeedForwardState(v=v), self.mem, dt)
-        elif t is nir.IF:
-            z, s = iaf_feed_forward_step(self.r * x, IAFFeedForwardState(v=v), self.mem, dt)
-        if t in (nir.LIF, nir.CubaLIF, nir.IF):
-            if self.own_reset:
-                z = self._reset(s.v, state)
+        if fam.spiking:
+            if fam.membrane_tau:
+                z, s = lif_box_feed_forward_step(self.r * x, LIFBoxFeedForwardState(v=v), self.mem, dt)
             else:
-                state["v"] = s.v
+                z, s = iaf_feed_forward_step(self.r * x, IAFFeedForwardState(v=v), self.mem, dt)
+            if self.own_reset:
+                return self._reset(s.v, state)
+            state["v"] = s.v
             return z
-        if t in (nir.LI, nir.CubaLI):
+        if fam.membrane_tau:
             v, _ = li_box_feed_forward_step(self.r * x, LIBoxState(v=v), self.mem, dt)
-            state["v"] = v
-            return v
-        if t is nir.I:
-            state["v"] = v + self.r * x
-            return state["v"]
-        raise UnsupportedNodeError(f"node '{self.name}': {t.__name__} has no neuron model")
+        else:  # the non-spiking integrator
+            v = v + self.r * x
+        state["v"] = v
+        return v
 
     def _reset(self, v: torch.Tensor, state: State) -> torch.Tensor:
         """Threshold and reset the integrated membrane ``v`` under this neuron's reset rule."""
@@ -116,19 +113,16 @@ class _Neuron:
         return z
 
 
-NEURON_NODES = (nir.LIF, nir.CubaLIF, nir.IF, nir.LI, nir.CubaLI, nir.I, nir.Threshold)
-
-
 def supported_types() -> list[str]:
     """Names of the NIR node types the reference simulator runs."""
-    names = {t.__name__ for t in LINEAR_OPS} | {t.__name__ for t in NEURON_NODES} | {"Delay", "NIRGraph"}
+    names = {t.__name__ for t in LINEAR_OPS} | {t.__name__ for t in neurons.NEURON_TYPES} | {"Delay", "NIRGraph"}
     return sorted(names)
 
 
 def check_supported(flat: FlatGraph) -> None:
     """Raise :class:`UnsupportedNodeError` naming the first node the simulator cannot run."""
     for name, node in flat.nodes.items():
-        if type(node) not in LINEAR_OPS and type(node) not in NEURON_NODES and type(node) is not nir.Delay:
+        if type(node) not in LINEAR_OPS and not neurons.is_neuron(node) and type(node) is not nir.Delay:
             raise UnsupportedNodeError(
                 f"node '{name}': type {type(node).__name__} is not supported (supported: {', '.join(supported_types())})"
             )
@@ -144,10 +138,12 @@ def simulate(
     record: bool = True,
     on_step: Callable[[int, int], None] | None = None,
     reset: ResetRule | None = None,
+    batch_size: int | None = None,
 ) -> Trace:
     """Simulate ``graph`` on input ``x`` shaped (T, B, *input_shape); returns the :class:`Trace`.
 
     ``reset``: the neurons' reset rule; by default the one stored in the graph's metadata, else NIR's.
+    ``batch_size``: samples simulated at once (the batch runs in chunks of that many).
     """
     flat = graph if isinstance(graph, FlatGraph) else flatten(graph)
     reset = reset or graph_reset(flat) or ResetRule()
@@ -158,19 +154,25 @@ def simulate(
     in_shape = flat.output_shape(flat.inputs[0])
     if x_np.ndim != 2 + len(in_shape) or tuple(x_np.shape[2:]) != in_shape:
         raise GraphError(f"input has shape {x_np.shape}; the graph expects (T, B, {', '.join(map(str, in_shape))})")
+    if batch_size is not None:
+        if int(batch_size) < 1:
+            raise InputError(f"--batch-size must be a positive number of samples, got {batch_size}")
+        if x_np.shape[1] > batch_size:
+            return concat([simulate(flat, x_np[:, s:s + batch_size], dt=dt, dtype=dtype, device=device, record=record,
+                                    on_step=on_step, reset=reset) for s in range(0, x_np.shape[1], batch_size)])
     t0 = time.perf_counter()
     xt = torch.as_tensor(x_np, dtype=dtype, device=device)
     steps, batch = xt.shape[:2]
-    neurons: dict[str, _Neuron] = {}
+    cells: dict[str, _Neuron] = {}
     delays: dict[str, np.ndarray] = {}  # per element, in steps
     for name, node in flat.nodes.items():
-        if type(node) in NEURON_NODES:
-            neurons[name] = _Neuron(node, name, flat.output_shape(name), dtype, device, reset, dt)
+        if neurons.is_neuron(node):
+            cells[name] = _Neuron(node, name, flat.output_shape(name), dtype, device, reset, dt)
         elif type(node) is nir.Delay:
             delays[name] = delay_steps(node, name, dt, flat.output_shape(name))
     fwd = {n: flat.predecessors(n, back=False) for n in flat.nodes}
     back = {n: flat.predecessors(n, back=True) for n in flat.nodes}
-    states: dict[str, State] = {n: {} for n in neurons}
+    states: dict[str, State] = {n: {} for n in cells}
     buffers: dict[str, list[torch.Tensor]] = {n: [] for n in delays}
     rec: dict[str, list[torch.Tensor]] = {n: [] for n in flat.nodes}
 
@@ -182,7 +184,7 @@ def simulate(
     prev: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for name, node in flat.nodes.items():
-            if name in neurons or name in delays or name in flat.inputs:
+            if name in cells or name in delays or name in flat.inputs:
                 prev[name] = zeros(name)
             else:
                 parts = [prev[p] for p in fwd[name]] + [zeros(p) for p in back[name]]
@@ -207,8 +209,8 @@ def simulate(
                     if p.shape != h.shape:
                         raise GraphError(f"node '{name}': inputs of shapes {tuple(h.shape[1:])} and {tuple(p.shape[1:])} cannot be summed")
                     h = h + p
-                if name in neurons:
-                    out = neurons[name].step(h, states[name], dt)
+                if name in cells:
+                    out = cells[name].step(h, states[name], dt)
                 elif name in delays:
                     buffers[name].append(h.reshape(batch, -1))
                     steps_d = delays[name]

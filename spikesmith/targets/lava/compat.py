@@ -8,6 +8,11 @@ module once with dataclass processing patched so that such defaults become
 ``field(default_factory=...)`` producing an equal fresh copy. Every later Lava import
 finds the module already loaded. Nothing else in Lava is touched.
 
+Lava's multiprocessing module calls ``multiprocessing.set_start_method('fork')`` when it is
+imported, which raises if anything in the interpreter chose a start method before (a process
+pool, a distributed run). :func:`ensure_lava` imports that module with the call made tolerant:
+the default method becomes 'fork' (what Lava's runtime needs) whatever was chosen before.
+
 Call :func:`ensure_lava` before importing anything from ``lava``; the lowering code
 in :mod:`spikesmith.targets.lava` does so itself.
 """
@@ -26,6 +31,7 @@ from spikesmith.errors import DependencyError
 
 _LOCK = threading.Lock()
 _VAR_MODEL = "lava.magma.compiler.var_model"
+_MULTIPROCESSING = "lava.magma.runtime.message_infrastructure.multiprocessing"
 
 
 def _is_mutable_dataclass_instance(value: object) -> bool:
@@ -61,6 +67,24 @@ def _dataclass_defaults_as_factories():
         dataclasses._process_class = original  # type: ignore[attr-defined]
 
 
+@contextlib.contextmanager
+def _tolerant_start_method():
+    """Let ``multiprocessing.set_start_method`` replace a start method chosen earlier instead of raising."""
+    import multiprocessing as mp
+
+    original = mp.set_start_method
+
+    def tolerant(method, force=False):
+        if mp.get_start_method(allow_none=True) != method:
+            original(method, force=True)
+
+    mp.set_start_method = tolerant
+    try:
+        yield
+    finally:
+        mp.set_start_method = original
+
+
 def ensure_lava() -> None:
     """Make ``import lava...`` work on this interpreter; idempotent and thread-safe.
 
@@ -83,3 +107,5 @@ def ensure_lava() -> None:
                 importlib.import_module(_VAR_MODEL)
         else:  # pragma: no cover - older interpreters import Lava unchanged
             importlib.import_module(_VAR_MODEL)
+        with _tolerant_start_method():
+            importlib.import_module(_MULTIPROCESSING)

@@ -15,8 +15,14 @@ computes:
   fixed point the voltage is shifted right by ``msg_shift`` bits first, so that the 32-bit
   sums of the next synapse cannot overflow.
 
+- recording (``record``): the spikes ("s"), u and v at the end of every step (after the reset)
+  are kept in the process and saved to ``{record_path}.{s,u,v}.npy`` after ``record_steps``
+  steps, so recording costs no extra Lava process.
+
 The sub-threshold dynamics are inherited unchanged from Lava's LIF models (floating point
-and bit-accurate fixed point), so the integer arithmetic is Lava's own.
+and bit-accurate fixed point), so the integer arithmetic is Lava's own. The process shape is
+``(N, W)``: N neurons in NIR flat order, W independent copies (samples) side by side, all
+elementwise.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ from lava.magma.core.resources import CPU  # noqa: E402
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa: E402
 from lava.proc.lif.models import AbstractPyLifModelFixed, AbstractPyLifModelFloat  # noqa: E402
 
+from spikesmith.targets.lava.recorder import save_recording  # noqa: E402
+
 
 class Neurons(AbstractProcess):
     """LIF neurons with per-neuron decays, a periodic state reset and a choice of spike reset.
@@ -48,10 +56,12 @@ class Neurons(AbstractProcess):
 
     def __init__(self, *, shape: tuple[int, ...], du=0.0, dv=0.0, bias_mant=0.0, bias_exp=0, vth=1.0,
                  reset_interval: int = 1, reset_offset: int = 0, subtract: bool = False, delayed: bool = False,
-                 graded: bool = False, msg_shift: int = 0, name: str | None = None):
+                 graded: bool = False, msg_shift: int = 0, record: tuple[str, ...] = (), record_path: str = "",
+                 record_steps: int = 0, name: str | None = None):
         super().__init__(shape=shape, reset_interval=int(reset_interval), reset_offset=int(reset_offset),
                          subtract=bool(subtract), delayed=bool(delayed), graded=bool(graded),
-                         msg_shift=int(msg_shift), name=name)
+                         msg_shift=int(msg_shift), record=tuple(record), record_path=str(record_path),
+                         record_steps=int(record_steps), name=name)
         self.a_in = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)
         self.u = Var(shape=shape, init=0)
@@ -74,6 +84,11 @@ class _ResetRule:
         self.delayed = bool(proc_params["delayed"])
         self.graded = bool(proc_params["graded"])
         self.msg_shift = int(proc_params["msg_shift"])
+        self._steps = int(proc_params["record_steps"])
+        self._path = proc_params["record_path"]
+        shape = tuple(proc_params["shape"])
+        self._rec = {k: np.zeros((self._steps, *shape), dtype=np.int8 if k == "s" else self._state_dtype)
+                     for k in proc_params["record"]}
 
     def _threshold(self):
         raise NotImplementedError
@@ -92,17 +107,25 @@ class _ResetRule:
             self.pending *= 0
         self._before_integration()
         self.subthr_dynamics(activation_in=a_in_data)
+        s_out = None
         if self.graded:
             self.s_out.send(self._message())
-            return
-        if self.delayed:
-            self._apply_reset(self.pending != 0)
-        s_out = self.v > self._threshold()
-        if self.delayed:
-            self.pending[:] = s_out
         else:
-            self._apply_reset(s_out)
-        self.s_out.send(s_out)
+            if self.delayed:
+                self._apply_reset(self.pending != 0)
+            s_out = self.v > self._threshold()
+            if self.delayed:
+                self.pending[:] = s_out
+            else:
+                self._apply_reset(s_out)
+            self.s_out.send(s_out)
+        if self._rec and self.time_step <= self._steps:
+            t = self.time_step - 1
+            for k, buf in self._rec.items():
+                buf[t] = s_out if k == "s" else getattr(self, k)
+            if t == self._steps - 1:
+                for k, data in self._rec.items():
+                    save_recording(f"{self._path}.{k}.npy", data)
 
     def _before_integration(self) -> None:
         pass
@@ -118,6 +141,7 @@ class PyNeuronsModelFloat(_ResetRule, AbstractPyLifModelFloat):
     """Floating point: Lava's LIF integration, then the reset rule."""
 
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    _state_dtype = np.float64
     du: np.ndarray = LavaPyType(np.ndarray, float)
     dv: np.ndarray = LavaPyType(np.ndarray, float)
     vth: float = LavaPyType(float, float)
@@ -141,6 +165,7 @@ class PyNeuronsModelFixed(_ResetRule, AbstractPyLifModelFixed):
     """Bit-accurate fixed point: Lava's Loihi LIF arithmetic, then the reset rule."""
 
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    _state_dtype = np.int32
     du: np.ndarray = LavaPyType(np.ndarray, np.uint16, precision=12)
     dv: np.ndarray = LavaPyType(np.ndarray, np.uint16, precision=12)
     vth: int = LavaPyType(int, np.int32, precision=17)

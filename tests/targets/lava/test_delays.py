@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 
 from factories import ff_graph, recurrent_front, spikes
+from deploy_graphs import assert_fixed_identical
 from spikesmith.compile.graph import flatten
-from spikesmith.compile.plan import build_plan
-from spikesmith.compile.quantise import QuantConfig, emulate, quantise
 from spikesmith.errors import GraphError
 from spikesmith.targets.lava import simulate as lava
 from test_lowering import assert_identical
@@ -59,18 +58,18 @@ def test_delayed_recurrence_and_delayed_readout_are_identical():
     g = delayed_recurrent()
     ref, lv = assert_identical(g, spikes((30, 4, 3), 0.4, seed=2))
     assert ref.activity["lif"].mean() > 0.05
-    assert lv.meta["lava_steps"] == 4 * 30 + 2  # samples back to back, nothing recompiled or padded
+    assert lv.meta["lava_steps"] == 30 + 2  # four copies side by side, nothing recompiled or padded
+    x = spikes((30, 4, 3), 0.4, seed=2)
+    grouped = lava(g, x, dt=1e-3, batch_size=1)  # one copy: the samples run back to back
+    assert grouped.meta["lava_steps"] == 4 * 30 + 2
+    for name, a in lv.activity.items():
+        np.testing.assert_allclose(grouped.activity[name], a, rtol=1e-12, atol=1e-12, err_msg=name)
 
 
-def test_fixed_point_delays_equal_the_emulator_bit_for_bit():
+def test_fixed_point_delays_are_bit_exact_on_the_engine():
     for g in (delayed_ff("CubaLIF"), delayed_recurrent()):
         x = spikes((20, 3, *flatten(g).output_shape(flatten(g).inputs[0])), 0.5, seed=1)
-        lf = lava(g, x, dt=1e-3, fixed_point=True)
-        plan, _ = quantise(build_plan(flatten(g), 1e-3), QuantConfig(), x)
-        em = emulate(plan, x, fixed=True)
-        for name in em:
-            np.testing.assert_array_equal(lf.activity[name].reshape(em[name]["s"].shape), em[name]["s"],
-                                          err_msg=name)
+        assert_fixed_identical(g, x, batch_size=2)  # two groups back to back: delayed spikes are cleared
 
 
 def test_delay_defects_are_named():

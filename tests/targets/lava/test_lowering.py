@@ -85,18 +85,22 @@ def test_two_inputs_summed_into_one_population():
     assert ref.output.mean() > 0.02
 
 
-def test_unequal_path_latencies_are_rejected_clearly():
+def test_paths_of_unequal_depth_are_aligned_by_a_synaptic_delay():
     n = 3
-    lif = lambda: nir.LIF(tau=np.full(n, 2e-3), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n),  # noqa: E731
+    lif = lambda: nir.LIF(tau=np.full(n, 2e-3), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.full(n, 0.5),  # noqa: E731
                           v_reset=np.zeros(n))
-    nodes = {"in": nir.Input(input_type={"input": np.array([n])}), "w1": nir.Linear(weight=np.eye(n)), "l1": lif(),
-             "w2": nir.Linear(weight=np.eye(n)), "skip": nir.Linear(weight=np.eye(n)), "l2": lif(),
-             "out": nir.Output(output_type={"output": np.array([n])})}
+    nodes = {"in": nir.Input(input_type={"input": np.array([n])}), "w1": nir.Linear(weight=np.eye(n) * 2),
+             "l1": lif(), "w2": nir.Linear(weight=np.eye(n)), "skip": nir.Linear(weight=np.eye(n)[::-1] * 0.7),
+             "l2": lif(), "out": nir.Output(output_type={"output": np.array([n])})}
     edges = [("in", "w1"), ("w1", "l1"), ("l1", "w2"), ("w2", "l2"), ("in", "skip"), ("skip", "l2"), ("l2", "out")]
     g = nir.NIRGraph(nodes=nodes, edges=edges)
-    reference(g, spikes((5, 1, n)), dt=1e-3)  # the reference runs it
-    with pytest.raises(GraphError, match="'l2'.*different latencies"):
-        lava(g, spikes((5, 1, n)), dt=1e-3)
+    ref, lv = assert_identical(g, spikes((12, 3, n), 0.5, seed=1))
+    assert lv.meta["lags"]["l2"] == 2 and ref.output.mean() > 0.05
+    from spikesmith.compile.graph import flatten
+    from spikesmith.compile.plan import build_plan
+
+    skip = [c for c in build_plan(flatten(g), 1e-3).connections if c.src == "in" and c.dst == "l2"]
+    assert [c.lag_delay for c in skip] == [1] and skip[0].delay == 0  # Lava only: the graph is unchanged
 
 
 def per_neuron_graph(neuron: str) -> nir.NIRGraph:
@@ -226,26 +230,22 @@ def hidden_nonspiking_graph(kind: str) -> nir.NIRGraph:
 
 @pytest.mark.parametrize("kind", ["LI", "CubaLI", "I"])
 def test_hidden_non_spiking_population_sends_its_voltage(kind):
-    from spikesmith.compile.graph import flatten
-    from spikesmith.compile.plan import build_plan
-    from spikesmith.compile.quantise import QuantConfig, emulate, quantise
+    from deploy_graphs import assert_fixed_identical
 
     g = hidden_nonspiking_graph(kind)
     x = spikes((20, 3, 4), 0.5, seed=3)
     ref, lv = assert_identical(g, x)
     assert 0.02 < ref.output.mean() < 0.98
-    lf = lava(g, x, dt=1e-3, fixed_point=True)
-    plan, _ = quantise(build_plan(flatten(g), 1e-3), QuantConfig(), x)
-    em = emulate(plan, x, fixed=True)
-    np.testing.assert_array_equal(lf.activity["o"].reshape(em["o"]["s"].shape), em["o"]["s"])
+    _, lf = assert_fixed_identical(g, x)
     assert (lf.output == ref.output).mean() > 0.9
 
 
 def test_wide_non_spiking_layer_keeps_fixed_point_sums_within_32_bits():
     """64 LI neurons with positive weights: unshifted, the next synapse's sums would pass 2**31."""
+    from deploy_graphs import assert_fixed_identical
     from spikesmith.compile.graph import flatten
     from spikesmith.compile.plan import build_plan
-    from spikesmith.compile.quantise import QuantConfig, emulate, quantise
+    from spikesmith.targets import loihi
 
     rng = np.random.default_rng(0)
     n = 64
@@ -258,16 +258,18 @@ def test_wide_non_spiking_layer_keeps_fixed_point_sums_within_32_bits():
              "out": nir.Output(output_type={"output": np.array([4])})}
     g = nir.NIRGraph(nodes=nodes, edges=[("in", "f1"), ("f1", "h"), ("h", "f2"), ("f2", "o"), ("o", "out")])
     x = spikes((15, 2, 20), 0.5, seed=1)
-    plan, _ = quantise(build_plan(flatten(g), 1e-3), QuantConfig(), x)
-    assert plan.populations["h"].q_msg_shift > 0
-    em = emulate(plan, x, fixed=True)
-    lf = lava(g, x, dt=1e-3, fixed_point=True)
-    np.testing.assert_array_equal(lf.activity["o"].reshape(em["o"]["s"].shape), em["o"]["s"])
+    qplan = loihi.prepare(build_plan(flatten(g), 1e-3), x)
+    assert qplan.populations["h"].msg_shift > 0
+    _, lf = assert_fixed_identical(g, x, plan=qplan)
     assert (lf.output == reference(g, x, dt=1e-3).output).mean() > 0.95
 
 
-def test_conv_after_a_non_spiking_layer_becomes_dense():
-    """A conv synapse has no weight exponent in fixed point, so graded voltages go through a dense one."""
+def test_conv_after_a_non_spiking_layer_stays_a_convolution():
+    """Graded voltages into a convolution: the conv synapse carries a weight exponent like a dense one."""
+    from deploy_graphs import assert_fixed_identical
+    from spikesmith.compile.graph import flatten
+    from spikesmith.compile.plan import build_plan
+
     rng = np.random.default_rng(1)
     nodes = {"in": nir.Input(input_type={"input": np.array([1, 4, 4])}),
              "c1": nir.Conv2d(input_shape=(4, 4), weight=rng.normal(0.5, 0.5, (2, 1, 3, 3)), stride=1, padding=1,
@@ -279,8 +281,9 @@ def test_conv_after_a_non_spiking_layer_becomes_dense():
              "out": nir.Output(output_type={"output": np.array([2, 4, 4])})}
     g = nir.NIRGraph(nodes=nodes, edges=[("in", "c1"), ("c1", "h"), ("h", "c2"), ("c2", "o"), ("o", "out")],
                      type_check=False)
+    assert [c.kind for c in build_plan(flatten(g), 1e-3).connections] == ["conv", "conv"]
     x = spikes((10, 2, 1, 4, 4), 0.5, seed=2)
     ref, _ = assert_identical(g, x)
     assert 0.05 < ref.output.mean() < 0.95
-    lf = lava(g, x, dt=1e-3, fixed_point=True)
+    _, lf = assert_fixed_identical(g, x)
     assert (lf.output == ref.output).mean() > 0.9

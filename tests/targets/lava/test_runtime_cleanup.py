@@ -44,7 +44,7 @@ def run_many(n, tmp_path):
                 net.run(x, recording_dir=str(tmp_path / "missing" / "dir"))
             failures += 1
         else:
-            out, _ = net.run(x)
+            out, _, _ = net.run(x)
             assert out["n2"].shape == (5, 2, 3)
     return failures
 
