@@ -145,6 +145,8 @@ def compile_model(model_path: str | Path, *, out: str | Path, to: str = "nir", d
 
     if to != "nir":
         raise InputError(f"--to {to!r} is not supported here (expected 'nir' or 'lava')")
+    options.optional_number("--dt", dt, low=0.0, low_open=True, high=3600.0)
+    out = io.check_output(out, kind="file", inputs=[model_path], what="NIR file")
     target = consumer(for_framework) if for_framework is not None else None
     graph, _ = _model_graph(model_path, type_check=type_check)
     dt, rule, notice = resolve_semantics(graph, dt, reset, reset_timing)
@@ -203,10 +205,6 @@ def compile_to_lava(model_path: str | Path, *, out_dir: str | Path, fixed_point:
     64). Writes verification.json and verification.md into ``out_dir``; returns (Verification,
     notice). ``reset``/``reset_timing``: see :func:`resolve_reset`.
     """
-    from spikesmith.compile.graph import flatten
-    from spikesmith.compile.resources import render
-    from spikesmith.targets.verify import render_verification, verify as run_verify
-
     if isinstance(verify, str) and verify != "all":
         try:
             verify = int(verify)
@@ -214,10 +212,38 @@ def compile_to_lava(model_path: str | Path, *, out_dir: str | Path, fixed_point:
             raise InputError(f"--verify must be a number of samples or 'all', got {verify!r}") from None
     if verify != "all" and verify < 1:
         raise InputError(f"--verify must be at least 1, got {verify}")
+    if verify != "all":
+        options.integer("--verify", verify, low=1, high=options.MAX_SAMPLES)
     if verify == "all" and data is None:
         raise InputError("--verify all needs --data: the test split it runs")
     if batch_size is not None and batch_size < 1:
         raise InputError(f"--batch-size must be a positive number of samples, got {batch_size}")
+    options.optional_integer("--batch-size", batch_size, low=1, high=options.MAX_SAMPLES)
+    options.optional_integer("--steps", steps, low=1, high=options.MAX_STEPS)
+    options.optional_integer("--lava-samples", lava_samples, low=1, high=options.MAX_SAMPLES)
+    options.number("--tolerance", fixed_tolerance, low=0.0, high=1.0)
+    options.number("rate", rate, low=0.0, high=1.0)
+    options.seed("seed", seed)
+    options.optional_number("--dt", dt, low=0.0, low_open=True, high=3600.0)
+    out = io.check_output(out_dir, kind="dir", inputs=[model_path],
+                          writes=("verification.json", "verification.md"), what="output")
+    with io.output_dir(out):
+        return _compile_to_lava(model_path, out_dir=out, fixed_point=fixed_point, verify=verify, dt=dt, data=data,
+                                steps=steps, seed=seed, fixed_tolerance=fixed_tolerance, rate=rate,
+                                type_check=type_check, reset=reset, reset_timing=reset_timing,
+                                lava_samples=lava_samples, batch_size=batch_size, on_progress=on_progress)
+
+
+def _compile_to_lava(model_path: str | Path, *, out_dir: str | Path, fixed_point: bool = False, verify: int | str = 16,
+                     dt: float | None = None, data: str | None = None, steps: int | None = None, seed: int = 0,
+                     fixed_tolerance: float = 0.9, rate: float = 0.2, type_check: bool = True,
+                     reset: str | None = None, reset_timing: str | None = None, lava_samples: int | None = None,
+                     batch_size: int | None = None, on_progress: Progress | None = None):
+    """The work of :func:`compile_to_lava`, its options checked."""
+    from spikesmith.compile.graph import flatten
+    from spikesmith.compile.resources import render
+    from spikesmith.targets.verify import render_verification, verify as run_verify
+
     graph, arch = _model_graph(model_path, type_check=type_check)
     dt, rule, notice = resolve_semantics(graph, dt, reset, reset_timing)
     n_steps = steps or int(arch.get("steps") or (8 if data is not None else 20))
@@ -303,7 +329,7 @@ def run_file(graph_path: str | Path, input_path: str | Path, *, target: str, out
              dt: float | None = None, type_check: bool = True, reset: str | None = None,
              reset_timing: str | None = None, fixed_point: bool = False, batch_size: int | None = None,
              on_progress: Progress | None = None) -> tuple[Any, str | None]:
-    """Run a NIR file on an input ``.npy`` and save the output; returns (trace, notice).
+    """Run a NIR file (or a model file) on an input ``.npy`` and save the output; returns (trace, notice).
 
     ``reset`` ('value' | 'subtract') and ``reset_timing`` ('immediate' | 'delayed') override the
     reset rule (:func:`resolve_reset`). Nothing is written when the run fails."""
@@ -313,7 +339,10 @@ def run_file(graph_path: str | Path, input_path: str | Path, *, target: str, out
         raise InputError(f"--fixed-point applies to the lava target (target {target!r}; 'loihi' is always fixed point)")
     if batch_size is not None and batch_size < 1:
         raise InputError(f"--batch-size must be a positive number of samples, got {batch_size}")
-    graph = load_graph(graph_path, type_check=type_check)
+    options.optional_integer("--batch-size", batch_size, low=1, high=options.MAX_SAMPLES)
+    options.optional_number("--dt", dt, low=0.0, low_open=True, high=3600.0)
+    out = io.check_output(out, kind="file", inputs=[graph_path, input_path], what="output")
+    graph, _ = _model_graph(graph_path, type_check=type_check)
     x = io.load_array(input_path)
     dt, rule, notice = resolve_semantics(graph, dt, reset, reset_timing)
     _check_input_shape(graph, x, input_path)

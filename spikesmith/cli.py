@@ -117,7 +117,7 @@ def compile_cmd(model: Path = typer.Argument(..., help="Model file (model.pt) or
 
 
 @app.command("run")
-def run_cmd(model: Path = typer.Argument(..., help="NIR file."),
+def run_cmd(model: Path = typer.Argument(..., help="NIR file or model file (model.pt)."),
             target: str = typer.Option("norse", help="norse (float reference), lava, or loihi (the fixed-point "
                                                      "engine, bit-exact to lava --fixed-point)."),
             input: Path = typer.Option(..., "--input", help="Input .npy shaped (T, B, *input_shape)."),
@@ -130,7 +130,7 @@ def run_cmd(model: Path = typer.Argument(..., help="NIR file."),
             reset_timing: Optional[str] = _reset_timing_option(),
             type_check: bool = typer.Option(True, "--type-check/--no-type-check",
                                             help="Let nir check the graph's types when reading.")):
-    """Simulate a NIR graph on a target and save its output."""
+    """Simulate a NIR graph (or a model file) on a target and save its output."""
     from spikesmith import api
 
     trace, notice = api.run_file(model, input, target=target, out=out, dt=dt, type_check=type_check, reset=reset,
@@ -271,9 +271,55 @@ class Interrupted(KeyboardInterrupt):
 _signals: list[int] = []  # signals received during this main() call
 
 
+_fork = {"gen": 0, "active": False}  # set from just before a fork until shortly after its callbacks ran
+_deferred: list[int] = []  # signals that arrived during a fork, delivered again once it is done
+
+
 def _raise_interrupted(signum, frame) -> None:
+    if _fork["active"]:
+        # An exception raised inside an at-fork callback (logging's lock release runs in the parent
+        # after every fork of a worker) is printed and dropped: the signal would be lost. Deliver it
+        # again once the fork is over instead.
+        _deferred.append(signum)
+        return
     _signals.append(signum)
     raise Interrupted(signum)
+
+
+def _fork_begins() -> None:
+    _fork["gen"] += 1
+    _fork["active"] = True
+
+
+def _fork_over(gen: int) -> None:
+    if _fork["gen"] != gen:  # another fork began meanwhile: its own timer ends it
+        return
+    _fork["active"] = False
+    if _deferred:
+        signum = _deferred[0]
+        _deferred.clear()
+        os.kill(os.getpid(), signum)
+
+
+def _fork_ends() -> None:
+    # The other after-fork callbacks (registered before or after ours) run right after this one, in
+    # the main thread: the fork counts as over a moment later, from another thread.
+    threading.Timer(0.05, _fork_over, (_fork["gen"],)).start()
+
+
+def _fork_ends_in_child() -> None:
+    _fork["active"] = False
+    _deferred.clear()
+
+
+_fork_hooks: list[bool] = []
+
+
+def _guard_forks() -> None:
+    """Register the at-fork callbacks once."""
+    if not _fork_hooks:
+        os.register_at_fork(before=_fork_begins, after_in_parent=_fork_ends, after_in_child=_fork_ends_in_child)
+        _fork_hooks.append(True)
 
 
 # OS errors a user can fix (a path, a permission, a full or read-only disk): one line, exit 2
@@ -292,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = {}
     _signals.clear()
     if threading.current_thread() is threading.main_thread():
+        _guard_forks()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             previous[sig] = signal.signal(sig, _raise_interrupted)
     try:

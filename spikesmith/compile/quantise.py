@@ -86,7 +86,7 @@ class LayerQuant:
     weight_exp: dict[str, int] = field(default_factory=dict)
     weight_rel_error: dict[str, float] = field(default_factory=dict)
     bias_rel_error: float = 0.0
-    u_headroom: float | None = None  # 2**23 / max|u| of a fixed-point run
+    u_headroom: float | None = None  # 2**23 / max|u| of a fixed-point run (None: no run, or u stayed 0)
     v_headroom: float | None = None
 
     def to_dict(self) -> dict:
@@ -169,8 +169,8 @@ class QuantisedPlan:
         rows = []
         for row in self.report:
             pu, pv = peaks.get(row.name, (0.0, 0.0))
-            rows.append(dataclasses.replace(row, u_headroom=UV_LIMIT / pu if pu > 0 else float("inf"),
-                                            v_headroom=UV_LIMIT / pv if pv > 0 else float("inf")))
+            rows.append(dataclasses.replace(row, u_headroom=UV_LIMIT / pu if pu > 0 else None,
+                                            v_headroom=UV_LIMIT / pv if pv > 0 else None))
         return dataclasses.replace(self, report=tuple(rows))
 
 
