@@ -5,9 +5,9 @@ from __future__ import annotations
 import inspect
 from typing import Callable
 
+from spikesmith.data.cifar import cifar10_loaders, cifar100_loaders
 from spikesmith.data.digits import digits_events_loaders, digits_loaders
 from spikesmith.data.neuromorphic import cifar10dvs_loaders, dvsgesture_loaders, nmnist_loaders, shd_loaders
-from spikesmith.data.vision import cifar10_loaders, cifar100_loaders
 from spikesmith.errors import InputError
 
 DATASETS: dict[str, Callable] = {
