@@ -142,3 +142,11 @@ def test_missing_data_names_the_folder_and_the_source(tmp_path):
         make_loaders("cifar100", batch_size=2, steps=2, encoding="frames", data_dir=tmp_path)
     with pytest.raises(InputError, match="unknown option"):
         make_loaders("cifar10", batch_size=2, steps=2, data_dir=tmp_path, download=True)
+
+
+def test_data_directory_from_the_environment(tmp_path, monkeypatch):
+    write_cifar10(tmp_path, np.random.default_rng(5))
+    monkeypatch.setenv("SPIKESMITH_DATA_DIR", str(tmp_path))
+    assert make_loaders("cifar10", batch_size=2, steps=1).info.n_test == 4
+    with pytest.raises(DataError, match="elsewhere"):  # an explicit data_dir wins
+        make_loaders("cifar10", batch_size=2, steps=1, data_dir=tmp_path / "elsewhere")
