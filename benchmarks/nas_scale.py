@@ -6,9 +6,11 @@ Run:  .venv/bin/python benchmarks/nas_scale.py [--cells 6] [--channels 48] [--st
 For each of ``--genomes`` architectures sampled from ``NasSpace(cells)`` with a fixed seed, the same
 architecture is wired twice on a 3 x size x size input:
 
-  no reductions    every population at the input's resolution (``NasSpace(reductions=())``)
-  reductions       the DARTS-like skeleton (default ``NasSpace``): cells ``cells//3+1`` and
-                   ``2*cells//3+1`` (3 and 5 of 6) halve the resolution and double the channels
+  no reductions       every population at the input's resolution (``NasSpace(reductions=())``)
+  reductions          the DARTS-like skeleton (default ``NasSpace``): cells ``cells//3+1`` and
+                      ``2*cells//3+1`` (3 and 5 of 6) halve the resolution and double the channels
+  reductions, 1x width   the same reduction cells without the doubling (``channel_growth=1``), to show
+                      where the work goes
 
 and one forward pass (eval mode, no gradient, T steps, direct-encoded random images) is timed per
 repeat, the two variants alternating so that load on the machine hits both alike. Reported per
@@ -36,7 +38,7 @@ from spikesmith.evolve.nas import NasSpace, wire  # noqa: E402
 from spikesmith.nn import DT, build  # noqa: E402
 from spikesmith.nn.families.nas import Wiring  # noqa: E402
 
-VARIANTS = {"no reductions": (), "reductions": None}
+VARIANTS = {"no reductions": ((), 2), "reductions": (None, 2), "reductions, 1x width": (None, 1)}
 
 
 def cost(w: Wiring) -> dict:
@@ -91,8 +93,8 @@ def main(argv=None) -> dict:
     rows = []
     for g_index, genome in enumerate(genomes):
         models, info = {}, {}
-        for name, reductions in VARIANTS.items():
-            space = NasSpace(cells=args.cells, reductions=reductions)
+        for name, (reductions, growth) in VARIANTS.items():
+            space = NasSpace(cells=args.cells, reductions=reductions, channel_growth=growth)
             w = wire(space.decode(genome), space=space, channels=args.channels, input_shape=shape)
             models[name] = build(w, seed=args.seed, dt=DT).to(device).eval()
             info[name] = {**cost(w), "reduction_cells": list(space.reduction_cells(shape[1:])),

@@ -57,7 +57,7 @@ def test_levels_channels_and_shapes_of_the_seed_skeleton(seed):
     for c in w.connections:
         if not c.feedback:
             assert c.stride == 2 ** (w.level(c.dst) - w.level(c.src)), c.name
-            assert c.kernel >= 2 * c.stride - 1, c.name  # every input position reaches the coarser layer
+            assert c.kernel >= c.stride, c.name  # every input position reaches the coarser layer
     model = build(w, seed=seed, dt=1e-3).eval()
     x = torch.rand(2, 3, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
@@ -70,6 +70,15 @@ def test_levels_channels_and_shapes_of_the_seed_skeleton(seed):
         spikes = rec[node_key(p.name)]
         assert spikes.shape == (2, 3, p.channels, *w.spatial(p.name)), p.name
         assert sizes[spikes.shape[-1]] == p.level
+
+
+def test_channel_growth_one_keeps_the_width():
+    space = NasSpace(cells=3, reductions=(2,), channel_growth=1)
+    w = wire(space.decode(space.sample(np.random.default_rng(0))), space=space, channels=4, input_shape=(1, 8, 8))
+    assert {p.level for p in w.populations} == {0, 1}
+    assert all(b - a == 4 for p in w.populations for _, _, a, b in p.blocks)
+    with pytest.raises(InputError, match="channel_growth"):
+        NasSpace(cells=3, channel_growth=0)
 
 
 def test_odd_sizes_round_up_and_export_carries_the_strides():

@@ -10,9 +10,10 @@ connections (a :class:`~spikesmith.nn.families.nas.Wiring`, the ``nas`` family's
 - relay populations where a forward edge skips depths, so every forward path into a population
   crosses the same number of connections (what Lava needs);
 - reduction cells (``space.reduction_cells``): from a reduction cell on, populations lie one level
-  down (half the resolution, rounded up) with twice the channels per group; a cell's input
-  connections from finer cells have stride ``2**(level difference)`` and kernel
-  ``max(macro_kernel, 2 * stride - 1)`` so every input position reaches the coarser population.
+  down (half the resolution, rounded up) with ``space.channel_growth`` times the channels per group;
+  a cell's input connections from finer cells have stride ``s = 2**(level difference)`` and kernel
+  ``max(macro_kernel, s + 1)`` (the smallest odd kernel >= s), so every input position reaches the
+  coarser population.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def wire(arch: Architecture, *, space: NasSpace, channels: int = 16, input_shape
         if bad or not cell.inputs:
             raise InputError(f"cell {c}: inputs {list(cell.inputs)} must be earlier cells 0..{c - 1}")
         level = level_of[c]
-        channels = base_channels * 2 ** level
+        channels = base_channels * space.channel_growth ** level
         kernel_of = {(e.src, e.dst): k for e, k in zip(motif.forward_edges, cell.kernels)}
         groups, fwd, fb = _prune(motif, cell.feedback is not None)
         sub = Motif(name=motif.name, groups=tuple(motif.groups[g] for g in groups),
@@ -98,7 +99,7 @@ def wire(arch: Architecture, *, space: NasSpace, channels: int = 16, input_shape
         for j in cell.inputs:
             src, a, b = outputs[j]
             stride = 2 ** (level - pops[src].level)
-            k = max(macro_kernel, 2 * stride - 1)
+            k = macro_kernel if stride == 1 else max(macro_kernel, stride + 1)
             conns.append(Connection(name=f"c{c}.from{j}", src=src, dst=entry, kernel=k,
                                     blocks=((0, channels, a, b, k),), stride=stride))
         # forward edges grouped by population pair, feedback edges per population

@@ -15,8 +15,8 @@ least two inputs (the nearest is added), at most ``max_inputs`` (the oldest are 
 unused genes are set to 0, so genomes that decode to the same network are equal.
 
 The space also fixes the skeleton's reduction cells (not genes): ``reductions`` lists the cells
-that halve the resolution and double the channels; None picks them from the input (see
-:meth:`NasSpace.reduction_cells`).
+that halve the resolution and multiply the channels by ``channel_growth`` (2, as in the DARTS-like
+skeleton; 1 keeps them); None picks them from the input (see :meth:`NasSpace.reduction_cells`).
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ class NasSpace:
     min_inputs: int = 2
     max_inputs: int = 4
     reductions: tuple[int, ...] | None = None
+    channel_growth: int = 2
 
     def __post_init__(self) -> None:
         if not 1 <= self.cells <= 16:
@@ -86,6 +87,8 @@ class NasSpace:
                 raise InputError(f"NAS space: reductions must be increasing cell numbers in 1..{self.cells}, "
                                  f"got {list(red)}")
             object.__setattr__(self, "reductions", red)
+        if isinstance(self.channel_growth, bool) or self.channel_growth not in (1, 2, 3, 4):
+            raise InputError(f"NAS space: channel_growth must be 1..4, got {self.channel_growth!r}")
         if not self.library:
             raise InputError("NAS space: the motif library is empty")
         names = [m.name for m in self.library]
