@@ -1,7 +1,6 @@
-"""Datasets and input encodings: the embedded digits, CIFAR's own files, tonic's neuromorphic datasets,
-time-first loaders.
+"""Datasets and input encodings: the embedded digits, tonic's neuromorphic datasets, time-first loaders.
 
-Stage rules: imports numpy at module level and torch, scikit-learn, tonic, h5py
+Stage rules: imports numpy at module level and torch, scikit-learn, tonic, h5py, torchvision
 only inside the functions that need them; imports nothing from other spikesmith stages except
 ``spikesmith.errors`` and ``spikesmith.io``.
 """
