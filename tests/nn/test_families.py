@@ -27,11 +27,29 @@ def nas_spec():
     return wire(space.decode(space.repair(genome)), space=space, channels=3)
 
 
+def nas_reduced_spec():
+    """Three cells with reduction cells 2 and 3 on a 9x9 input (9 -> 5 -> 3): strides 2 and 4 (cell 3
+    reads the stem too), odd sizes rounded up, channels doubled."""
+    from spikesmith.evolve.nas import NasSpace, wire
+
+    space = NasSpace(cells=3, reductions=(2, 3))
+    at = {n: i for i, n in enumerate(space.names)}
+    genome = np.zeros(space.n_genes, dtype=int)
+    names = [m.name for m in space.library]
+    genome[at["c1.motif"]] = names.index("ff_excitation")
+    genome[at["c2.motif"]] = names.index("feedback_inhibition")
+    genome[at["c2.feedback"]] = 1
+    genome[at["c3.motif"]] = names.index("ff_inhibition")
+    genome[at["c3.from0"]] = 1
+    return wire(space.decode(space.repair(genome)), space=space, channels=2, input_shape=(2, 9, 9))
+
+
 SMALL = 1 / 16  # channel width of the big GEE nets here
 
 CASES = {
     "conv": lambda: ConvSpec(c1=4, c2=6, hidden=8, tau_steps=2.0, v_th=0.5, input_shape=(1, 8, 8), num_classes=5),
     "nas": nas_spec,
+    "nas-reduced": nas_reduced_spec,
     **{f"gee-{a}": (lambda a=a: GeeSpec(arch=a, genes=8, width=1.0 if a in ("mlp", "digits") else SMALL))
        for a in ARCH_NAMES},
 }
@@ -40,6 +58,7 @@ CASES = {
 def test_every_registered_family_and_architecture_has_a_case():
     assert {k.split("-")[0] for k in CASES} == set(registered_families())
     assert {k.split("-", 1)[1] for k in CASES if k.startswith("gee-")} == set(ARCH_NAMES)
+    assert {c.stride for c in nas_reduced_spec().connections} == {1, 2, 4}
 
 
 def driven(model: Network, x: torch.Tensor) -> Network:
