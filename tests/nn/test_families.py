@@ -108,3 +108,24 @@ def test_spec_json_roundtrip_is_identity():
         from spikesmith.nn import spec_to_dict
 
         assert fam.spec_from_dict(spec_to_dict(spec)) == spec, case
+
+
+BIG = {"gee-vgg11", "gee-resnet18", "gee-resnet19"}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in BIG else c for c in sorted(CASES)])
+def test_model_file_compiles_to_lava_and_verifies(case, tmp_path):
+    """The user's path: a saved model file straight into `compile --to lava --verify 8`: Lava (float) gives the
+    reference's spikes on every population and the command's verdict is PASS."""
+    from spikesmith.cli import main
+
+    spec = CASES[case]()
+    model = build(spec, seed=1)
+    driven(model, 2.0 * torch.rand(5, 8, *model.input_shape, generator=torch.Generator().manual_seed(0)))
+    path = save_model(tmp_path / "model.pt", model, spec, steps=5, data="digits", encoding="direct")
+    assert main(["compile", str(path), "--to", "lava", "--verify", "8", "-o", str(tmp_path / "lava")]) == 0
+    report = io.read_json(tmp_path / "lava" / "verification.json")
+    assert report["ok"] and report["samples"] == 8
+    cmp = report["comparisons"][0]
+    assert (cmp["a"], cmp["b"], cmp["samples"]) == ("norse", "lava-float", 8)
+    assert cmp["identical"] and len(cmp["per_node"]) >= 2, cmp
