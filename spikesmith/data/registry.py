@@ -6,6 +6,7 @@ import inspect
 from typing import Callable
 
 from spikesmith.data.digits import digits_events_loaders, digits_loaders
+from spikesmith.data.mnist5k import mnist5k_loaders
 from spikesmith.data.neuromorphic import cifar10dvs_loaders, dvsgesture_loaders, nmnist_loaders, shd_loaders
 from spikesmith.data.vision import cifar10_loaders, cifar100_loaders
 from spikesmith.errors import InputError
@@ -13,6 +14,7 @@ from spikesmith.errors import InputError
 DATASETS: dict[str, Callable] = {
     "digits": digits_loaders,
     "digits-events": digits_events_loaders,
+    "mnist5k": mnist5k_loaders,
     "nmnist": nmnist_loaders,
     "dvsgesture": dvsgesture_loaders,
     "cifar10dvs": cifar10dvs_loaders,
