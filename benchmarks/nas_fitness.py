@@ -114,6 +114,29 @@ def validity(args, space: NasSpace, done: dict) -> None:
                     io.write_json(args.out, done)
 
 
+def add_probe(args, space: NasSpace, done: dict, probe: int) -> None:
+    """Score the rows' architectures again with a probe of ``probe`` samples (the same trained
+    accuracies): rankers named ``"<variant> (probe N)"``. Cheap: forward passes only."""
+    saved = args.probe
+    args.probe = probe
+    ctxs: dict = {}
+    for key, row in done["rows"].items():
+        name = f"free.hamming (probe {probe})"
+        if name in row["rankers"]:
+            continue
+        data, seed = row["data"], row["seed"]
+        if (data, seed) not in ctxs:
+            ctxs[(data, seed)] = context(args, data, seed, space)
+        r = rankers(evaluate_genome(tuple(row["genome"]), ctxs[(data, seed)]))
+        row["rankers"].update({f"{k} (probe {probe})": r[k] for k in RDM_RANKERS + ("rate 2p(1-p)",)})
+    args.probe = saved
+
+
+def ranker_names(done: dict) -> list[str]:
+    extra = sorted({k for r in done["rows"].values() for k in r["rankers"]} - set(RDM_RANKERS + BASELINES))
+    return list(RDM_RANKERS + BASELINES) + extra
+
+
 def tau_table(done: dict) -> tuple[str, dict]:
     """Markdown table of Kendall tau per ranker: mean and std over seeds, per dataset."""
     from scipy.stats import kendalltau
@@ -124,10 +147,13 @@ def tau_table(done: dict) -> tuple[str, dict]:
     datasets = sorted({d for d, _ in by}, key=lambda d: (d != "digits", d))
     stats: dict = {}
     for d in datasets:
-        for name in RDM_RANKERS + BASELINES:
+        for name in ranker_names(done):
             taus = []
             for (dd, seed), rows in sorted(by.items()):
                 if dd != d or len(rows) < 3:
+                    continue
+                rows = [r for r in rows if name in r["rankers"]]
+                if len(rows) < 3:
                     continue
                 acc = np.array([r["accuracy"] for r in rows])
                 s = np.array([r["rankers"][name] for r in rows])
@@ -138,7 +164,7 @@ def tau_table(done: dict) -> tuple[str, dict]:
         f"{d}: tau mean ± std ({len([1 for (dd, _) in by if dd == d])} seeds x "
         f"{min(len(v) for (dd, _), v in by.items() if dd == d)}+ archs)" for d in datasets) + " |"
     lines = [head, "|---|" + "---|" * len(datasets)]
-    for name in RDM_RANKERS + BASELINES:
+    for name in ranker_names(done):
         cells = []
         for d in datasets:
             t = stats[(d, name)]
@@ -210,6 +236,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--max-batches", type=int, default=None, help="training batches per epoch (default: all)")
     ap.add_argument("--cost-genomes", type=int, default=3)
     ap.add_argument("--cost-epochs", type=int, default=10)
+    ap.add_argument("--add-probe", type=int, default=None,
+                    help="also score the rows' architectures with a probe of this many samples")
+    ap.add_argument("--table-only", action="store_true", help="print the tables of --out, evaluate nothing")
     ap.add_argument("--cost-only", action="store_true")
     ap.add_argument("--no-cost", action="store_true")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
@@ -225,8 +254,15 @@ def main(argv=None) -> dict:
         if all(prev["settings"].get(k) == settings[k] for k in keep):
             done["rows"] = prev.get("rows", {})
             done["cost"] = prev.get("cost")
+    if args.table_only:
+        print(tau_table(done)[0])
+        if done.get("cost"):
+            print(cost_table(done["cost"], args))
+        return done
     if not args.cost_only:
         validity(args, space, done)
+        if args.add_probe:
+            add_probe(args, space, done, args.add_probe)
         table, stats = tau_table(done)
         done["tau"] = stats
         print(table)
