@@ -8,6 +8,7 @@ from typing import Callable
 
 from spikesmith.data.cifar import cifar10_loaders, cifar100_loaders
 from spikesmith.data.digits import digits_events_loaders, digits_loaders
+from spikesmith.data.mnist5k import mnist5k_loaders
 from spikesmith.data.neuromorphic import cifar10dvs_loaders, dvsgesture_loaders, nmnist_loaders, shd_loaders
 from spikesmith.errors import InputError
 
@@ -16,6 +17,7 @@ DATA_DIR_ENV = "SPIKESMITH_DATA_DIR"
 DATASETS: dict[str, Callable] = {
     "digits": digits_loaders,
     "digits-events": digits_events_loaders,
+    "mnist5k": mnist5k_loaders,
     "nmnist": nmnist_loaders,
     "dvsgesture": dvsgesture_loaders,
     "cifar10dvs": cifar10dvs_loaders,
