@@ -172,7 +172,7 @@ def evolve_search(population: int = typer.Option(8), generations: int = typer.Op
 
     r = api.evolve_architecture(population=population, generations=generations, seed=seed, steps=steps,
                                 out_dir=out, on_progress=_console().progress)
-    typer.echo(f"best genes {r.best.values} (RDM score {r.best.fitness.score:.4f}, {r.best.parameters} parameters)"
+    typer.echo(f"best genes {r.best.values} (RDM score {r.best.score:.4f}, {r.best.parameters} parameters)"
                + (f"; wrote {Path(out) / 'model.pt'} and search.jsonl" if out else ""))
 
 
