@@ -109,7 +109,7 @@ class ConvSearch(EvolutionProblem):
         from pymoo.core.sampling import Sampling
         from pymoo.core.survival import Survival
 
-        space, cache = self.space, self.cache
+        space, prob = self.space, self
 
         class Uniform(Sampling):
             def _do(self, problem, n_samples, *args, random_state=None, **kwargs):
@@ -141,7 +141,7 @@ class ConvSearch(EvolutionProblem):
                     for i in idx:
                         seen.setdefault(_key(X[i]), i)
                     idx = sorted(seen.values())
-                idx.sort(key=lambda i: (F[i], cache[_key(X[i])]["params"], tuple(X[i])))
+                idx.sort(key=lambda i: (F[i], prob.cache[_key(X[i])]["params"], tuple(X[i])))
                 return pop[idx[:n_survive]]
 
         return GA(pop_size=self.cfg.population, n_offsprings=self.cfg.population, sampling=Uniform(),

@@ -205,7 +205,8 @@ def run(problem: EvolutionProblem, *, out_dir: str | Path | None = None, resume:
             diff = config_difference(json.loads(state["config"]), cfg.search_key())
             raise InputError(f"{ckpt}: the checkpoint was made with other settings: {', '.join(diff)}")
         _restore(algorithm, pproblem, state)
-        problem.cache = json.loads(state["cache"])
+        problem.cache.clear()  # in place: operators may hold the dict
+        problem.cache.update(json.loads(state["cache"]))
         history = json.loads(state["history"])
         start, elapsed = int(state["generation"]) + 1, float(state["seconds"])
         io.write_jsonl(out / GENERATIONS, history)  # rows of the generation in progress are redone
