@@ -189,6 +189,10 @@ class SteOptions:
             raise InputError(f"SteOptions.train: expected a TrainConfig, got {type(self.train).__name__}")
         if self.sign not in (-1.0, 0.0, 1.0):
             raise InputError(f"--sign: expected -1, 0 or +1, got {self.sign!r}")
+        from spikesmith.nn.families.gee import ARCH_NAMES
+
+        if self.arch not in ARCH_NAMES:
+            raise InputError(f"--arch: expected one of {', '.join(ARCH_NAMES)}, got {self.arch!r}")
         if self.device not in (None, "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise InputError(f"--device: expected cpu or cuda, got {self.device!r}")
 
