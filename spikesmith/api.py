@@ -65,9 +65,12 @@ def evolve(problem: str, cfg, *, out_dir: str | Path | None = None, resume: bool
     work and kept when the run fails (its checkpoint is what ``resume`` continues from).
     ``on_progress("evolve", row)`` receives each generation's metrics.
     """
+    from spikesmith.data import DATASETS
     from spikesmith.evolve import driver
 
     prob = driver.problem_class(problem)(cfg)
+    if cfg.data not in DATASETS:
+        raise InputError(f"--data: unknown dataset {cfg.data!r}; known datasets are {', '.join(DATASETS)}")
     out = io.check_output(out_dir, kind="dir", what="output") if out_dir is not None else None
     if resume and out is not None and not (out / driver.CHECKPOINT).is_file():
         _emit(on_progress, "note", {"text": f"--resume: no checkpoint in {out}; starting fresh"})

@@ -66,4 +66,6 @@ def test_population_of_one_and_other_shared_checks(tmp_path, capsys):
     assert rc == 2 and lines == ["error: --cluster: needs --backend dask or ray, got --backend local"]
     rc, lines = _run(capsys, "gee", "--backend", "nowhere", "-o", out)
     assert rc == 2 and len(lines) == 1 and "--backend" in lines[0]
+    rc, lines = _run(capsys, "search", "--data", "nowhere", "-o", out)
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: --data: unknown dataset 'nowhere'")
     assert not out.exists()
