@@ -40,32 +40,43 @@ def load_model(path: str | Path):
 
 def evolve_architecture(*, data: str = "digits", steps: int = 8, population: int = 8, generations: int = 3,
                         seed: int = 0, samples: int = 256, encoding: str | None = None,
-                        out_dir: str | Path | None = None, on_progress: Progress | None = None):
+                        out_dir: str | Path | None = None, resume: bool = False,
+                        on_progress: Progress | None = None):
     """Search the conv-SNN space with the training-free RDM fitness; returns a SearchResult.
 
-    With ``out_dir``, writes search.jsonl and model.pt (the best architecture, untrained, with the
-    weights the search scored it with): a model file every later command takes.
+    With ``out_dir``, writes the driver's files (checkpoint.pt, generations.jsonl, generations.png)
+    and model.pt (the best architecture, untrained, with the weights the search scored it with).
     """
-    import torch
+    from spikesmith.evolve import EvolveConfig
+    from spikesmith.evolve.conv_search import ConvOptions
 
-    from spikesmith.data import make_loaders
-    from spikesmith.evolve import search
-    from spikesmith.nn import build, save_model
-    from spikesmith.nn.families.conv import ConvSpec
+    cfg = EvolveConfig(population=population, generations=generations, seed=seed, data=data, steps=steps,
+                       options=ConvOptions(samples=samples, encoding=encoding))
+    return evolve("search", cfg, out_dir=out_dir, resume=resume,
+                  on_progress=lambda stage, row: _emit(on_progress, stage, row))
 
-    train, _, info = make_loaders(data, batch_size=samples, steps=steps, seed=seed, encoding=encoding)
-    x, y = next(iter(train))
-    result = search(torch.as_tensor(x), torch.as_tensor(y), input_shape=info.input_shape,
-                    num_classes=info.num_classes, population=population, generations=generations, seed=seed,
-                    on_progress=lambda row: _emit(on_progress, "evolve", row))
-    if out_dir is not None:
-        out = Path(out_dir)
-        io.write_jsonl(out / "search.jsonl", result.history)
-        spec = ConvSpec.from_values(result.best.values, input_shape=info.input_shape, num_classes=info.num_classes)
-        save_model(out / "model.pt", build(spec, seed=result.best.seed), spec, steps=steps, data=data,
-                   encoding=info.encoding,
-                   meta={"genome": list(result.best.genome), "rdm_score": result.best.fitness.score, "trained": False})
-    return result
+
+def evolve(problem: str, cfg, *, out_dir: str | Path | None = None, resume: bool = False,
+           on_progress: Progress | None = None):
+    """Run evolution problem ``problem`` ('search', 'nas' or 'gee') with the composed ``cfg``
+    (:class:`spikesmith.evolve.EvolveConfig`); returns the problem's result.
+
+    The config was validated on construction; the output directory is checked and locked before any
+    work and kept when the run fails (its checkpoint is what ``resume`` continues from).
+    ``on_progress("evolve", row)`` receives each generation's metrics.
+    """
+    from spikesmith.data import DATASETS
+    from spikesmith.evolve import driver
+
+    prob = driver.problem_class(problem)(cfg)
+    if cfg.data not in DATASETS:
+        raise InputError(f"--data: unknown dataset {cfg.data!r}; known datasets are {', '.join(DATASETS)}")
+    out = io.check_output(out_dir, kind="dir", what="output") if out_dir is not None else None
+    if resume and out is not None and not (out / driver.CHECKPOINT).is_file():
+        _emit(on_progress, "note", {"text": f"--resume: no checkpoint in {out}; starting fresh"})
+    with io.output_dir(out, keep_on_error=True) if out is not None else contextlib.nullcontext():
+        return driver.run(prob, out_dir=out, resume=resume,
+                          on_progress=lambda row: _emit(on_progress, "evolve", row | {"problem": problem}))
 
 
 def train_nas_best(result_or_dir, *, targets: tuple[str, ...] = TARGETS, **kwargs) -> list[dict]:
@@ -452,7 +463,7 @@ def _demo(out: Path, cfg: DemoConfig, on_progress: Progress | None) -> dict:
                                 seed=cfg.seed, encoding=cfg.encoding, on_progress=on_progress)
     io.write_jsonl(out / "search.jsonl", found.history)
     timings["evolve"] = time.perf_counter() - t
-    _emit(on_progress, "stage", {"done": "evolve", "best": found.best.values, "score": found.best.fitness.score})
+    _emit(on_progress, "stage", {"done": "evolve", "best": found.best.values, "score": found.best.score})
 
     t = time.perf_counter()
     model, _, trained = train_model(found.best.values, steps=cfg.steps, epochs=cfg.epochs,
@@ -502,7 +513,7 @@ def _demo(out: Path, cfg: DemoConfig, on_progress: Progress | None) -> dict:
         "agreement": {"output_spikes_identical": same_out, "per_node": layer_match},
         "per_sample_seconds": {"norse": ref.per_sample_seconds(), "lava": lava.per_sample_seconds(),
                                "lava_compile": lava.compile_seconds},
-        "search": {"best": found.best.values, "rdm_score": found.best.fitness.score,
+        "search": {"best": found.best.values, "rdm_score": found.best.score,
                    "evaluated": found.evaluated},
         "training": {"epochs": cfg.epochs, "test_accuracy": trained.test_accuracy, "device": trained.device,
                      "encoding": cfg.encoding, "time_steps": cfg.steps},
