@@ -17,6 +17,8 @@ the spike counts, backward, AdamW step. Variants, built from the same initial we
   snntorch per-step    snnTorch's idiom: the whole nn.Sequential called once per time step
   spikingjelly         SpikingJelly multi-step mode: SeqToANNContainer layers, LIFNode(step_mode='m')
                        (its own CPU kernels; CUDA kernels on CUDA); optional: skipped if not importable
+  spikesmith compiled  with --compiled: the same schedule, the fused LIF update through torch.compile
+                       (compiled in the warm-up step, not timed)
 The neurons are the same neuron: snnTorch Leaky(beta = 1 - dt/tau, reset to zero without delay,
 fast_sigmoid(slope=1), with dt/tau folded into the preceding layer) and SpikingJelly
 LIFNode(tau, hard reset to 0, SuperSpike(alpha=1)) both reproduce Norse's LIFBoxCell, whose SuperSpike
@@ -29,10 +31,10 @@ with respect to the first convolution's weight.
 
 Timing: all variants of a net run in this one process, one step each in turn (round robin), so load
 from other processes hits them alike; the median step is reported and ``x vs ours`` is the ratio.
-Peak memory: on CUDA the allocator's peak during one step; on CPU each variant runs a few steps in a
-child process and reports its peak resident set size (VmHWM, reset after the data and weights are
-prepared) minus its size just before building the model.
-``act MiB`` is one copy of every layer's output over all T x B samples (fp32): what backpropagation
+Peak memory: each variant takes one warm-up step, then its peak over three more steps is reported
+above the memory in use just before its model was built: on CUDA the allocator's peak; on CPU, in a
+child process per variant, the peak resident set size (VmHWM, reset after the warm-up step).
+"one copy of all activations" is one copy of every layer's output over all T x B samples (fp32): what backpropagation
 through time keeps, several times over.
 """
 
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import resource
@@ -57,11 +60,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from spikesmith import io  # noqa: E402
-from spikesmith.nn import Network, NeuronParams, Neurons, build as build_net  # noqa: E402
+from spikesmith.nn import Network, NeuronParams, Neurons, auto_schedule, build as build_net  # noqa: E402
 from spikesmith.nn.families.conv import ConvSpec  # noqa: E402
 from spikesmith.train import logits_of  # noqa: E402
 
 VARIANTS = ("spikesmith", "snntorch merged", "snntorch per-step", "spikingjelly")
+COMPILED = "spikesmith compiled"
 
 
 def make_net(name: str, seed: int) -> tuple[Network, tuple[int, ...]]:
@@ -217,6 +221,17 @@ class SpikingJellyNet(nn.Module):
         return self.net(x)
 
 
+class CompiledSpikesmith(nn.Module):
+    """The spikesmith network with its automatic schedule plus the compiled LIF update."""
+
+    def __init__(self, net: Network):
+        super().__init__()
+        self.net = copy.deepcopy(net)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x, schedule=dataclasses.replace(auto_schedule(x), compiled=True))
+
+
 def available(variant: str) -> bool:
     """True when the library ``variant`` needs is importable."""
     try:
@@ -234,6 +249,8 @@ def build(variant: str, net: Network) -> nn.Module:
         return copy.deepcopy(net)
     if variant == "spikingjelly":
         return SpikingJellyNet(net)
+    if variant == COMPILED:
+        return CompiledSpikesmith(net)
     layers = snntorch_layers(net)
     return MergedSnnTorch(layers) if variant == "snntorch merged" else PerStepSnnTorch(layers)
 
@@ -294,7 +311,8 @@ def _peak_rss_mib() -> float:
 
 def memory_case(*, net_name: str, variant: str, precision: str, device: str, batch: int, steps: int, seed: int,
                 threads: int | None, iters: int = 3) -> float:
-    """Peak MiB of ``iters`` training steps of one variant (CUDA allocator peak; CPU: RSS growth)."""
+    """Peak MiB of ``iters`` training steps of one variant after one warm-up step, above the memory in
+    use before the model was built (CUDA allocator peak; CPU: peak RSS growth)."""
     if threads:
         torch.set_num_threads(threads)
     dev = torch.device(device)
@@ -309,11 +327,15 @@ def memory_case(*, net_name: str, variant: str, precision: str, device: str, bat
         import gc
 
         gc.collect()
-        if not _reset_peak_rss():
-            raise RuntimeError("cannot reset the peak RSS (/proc/self/clear_refs): no CPU memory figure")
         base = _rss_mib()
     model = build(variant, net).to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    train_step(model, opt, x, y, dev, precision == "bf16")  # warm-up (and compilation), not counted
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    elif not _reset_peak_rss():
+        raise RuntimeError("cannot reset the peak RSS (/proc/self/clear_refs): no CPU memory figure")
     for _ in range(iters):
         train_step(model, opt, x, y, dev, precision == "bf16")
     if cuda:
@@ -375,6 +397,7 @@ def main(argv=None) -> None:
     ap.add_argument("--iters", type=int, default=None, help="timed steps per variant; default 5 on CPU, 20 on CUDA")
     ap.add_argument("--warmup", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--compiled", action="store_true", help="add a row: spikesmith with torch.compile'd neurons")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--memory-case", default=None, help=argparse.SUPPRESS)
@@ -391,7 +414,7 @@ def main(argv=None) -> None:
     iters = args.iters or (20 if cuda else 5)
     warmup = args.warmup if args.warmup is not None else (3 if cuda else 1)
     precisions = (args.precision or ("bf16,fp32" if cuda else "fp32")).split(",")
-    variants = [v for v in VARIANTS if available(v)]
+    variants = [v for v in VARIANTS if available(v)] + ([COMPILED] if args.compiled else [])
     missing = [v for v in VARIANTS if v not in variants]
     name = torch.cuda.get_device_name(torch.device(device)) if cuda else f"CPU ({torch.get_num_threads()} threads)"
     import norse

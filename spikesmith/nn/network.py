@@ -37,12 +37,15 @@ class Schedule:
     ``conv_steps``: time steps per call of an ``nn.Conv2d`` (None: all T at once, time merged into
     the batch; 1: one step per call). ``fused``: feed-forward LIF populations use the fused
     whole-sequence update (:class:`~spikesmith.nn.neurons.LIFSequence`) rather than stepping
-    Norse's cell. ``channels_last``: convolutions see channels-last memory.
+    Norse's cell. ``channels_last``: convolutions see channels-last memory. ``compiled``: the fused
+    update runs through ``torch.compile`` (opt-in: it compiles once per layer shape, which takes
+    tens of seconds on a small CPU, and needs a C++ compiler there).
     """
 
     conv_steps: int | None = None
     fused: bool = True
     channels_last: bool = False
+    compiled: bool = False
 
     def __post_init__(self) -> None:
         if self.conv_steps is not None and (isinstance(self.conv_steps, bool) or not isinstance(self.conv_steps, int)
@@ -135,7 +138,7 @@ class Network(nn.Module):
                 h = h + values[i]
             layer = self.layers[name]
             if isinstance(layer, Neurons):
-                h = layer.run(h, fused=plan.fused and layer.fusable)
+                h = layer.run(h, fused=plan.fused and layer.fusable, compiled=plan.compiled)
                 if record:
                     recorded[name] = h
             elif isinstance(layer, nn.Conv2d):

@@ -104,3 +104,18 @@ def test_auto_schedule_chunks_convolutions_on_cpu_only_for_images():
     assert auto_schedule(torch.zeros(8, 32, 2, 34, 34)).conv_steps == 2
     assert auto_schedule(torch.zeros(8, 256, 2, 34, 34)).conv_steps == 1
     assert auto_schedule(torch.zeros(8, 32, 64)).conv_steps is None
+
+
+@pytest.mark.slow
+def test_compiled_schedule_matches_the_reference():
+    """torch.compile of the fused update (opt-in; compiles for a minute on a small CPU)."""
+    model = driven(build(NETS["conv"](), seed=3))
+    g = torch.Generator().manual_seed(1)
+    x = (torch.rand(6, 4, *model.input_shape, generator=g) < 0.4).float()
+    weights = torch.randn(6, 4, 5, generator=g)
+    out_ref, rec_ref, grads_ref = outputs_and_grads(model, x, weights, REFERENCE)
+    out, rec, grads = outputs_and_grads(model, x, weights, Schedule(conv_steps=2, compiled=True))
+    assert all(float(s.mean()) > 0 for s in rec_ref.values())
+    assert torch.equal(out, out_ref) and all(torch.equal(rec[k], rec_ref[k]) for k in rec_ref)
+    for name, ref in grads_ref.items():
+        assert float((grads[name] - ref).norm() / ref.norm()) <= 2e-4, name
