@@ -17,6 +17,10 @@ the spike counts, backward, AdamW step. Variants, built from the same initial we
   snntorch per-step    snnTorch's idiom: the whole nn.Sequential called once per time step
   spikingjelly         SpikingJelly multi-step mode: SeqToANNContainer layers, LIFNode(step_mode='m')
                        (its own CPU kernels; CUDA kernels on CUDA); optional: skipped if not importable
+  with --schedules, spikesmith under fixed schedules, to justify the automatic one:
+  ours: reference      stateless layers on all T steps at once, Norse's LIFBoxCell stepped (the old runner)
+  ours: all steps      all T steps at once through every conv, fused LIF
+  ours: 1 step/conv    one time step per conv call (B samples), fused LIF
   spikesmith compiled  with --compiled: the same schedule, the fused LIF update through torch.compile
                        (compiled in the warm-up step, not timed)
 The neurons are the same neuron: snnTorch Leaky(beta = 1 - dt/tau, reset to zero without delay,
@@ -60,12 +64,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from spikesmith import io  # noqa: E402
-from spikesmith.nn import Network, NeuronParams, Neurons, auto_schedule, build as build_net  # noqa: E402
+from spikesmith.nn import (REFERENCE, Network, NeuronParams, Neurons, Schedule, auto_schedule,  # noqa: E402
+                           build as build_net)
 from spikesmith.nn.families.conv import ConvSpec  # noqa: E402
 from spikesmith.train import logits_of  # noqa: E402
 
 VARIANTS = ("spikesmith", "snntorch merged", "snntorch per-step", "spikingjelly")
 COMPILED = "spikesmith compiled"
+SCHEDULES = {"ours: reference": REFERENCE, "ours: all steps": Schedule(conv_steps=None),
+             "ours: 1 step/conv": Schedule(conv_steps=1)}
 
 
 def make_net(name: str, seed: int) -> tuple[Network, tuple[int, ...]]:
@@ -221,15 +228,16 @@ class SpikingJellyNet(nn.Module):
         return self.net(x)
 
 
-class CompiledSpikesmith(nn.Module):
-    """The spikesmith network with its automatic schedule plus the compiled LIF update."""
+class Scheduled(nn.Module):
+    """The spikesmith network under a fixed schedule (None: the automatic one plus the compiled LIF update)."""
 
-    def __init__(self, net: Network):
+    def __init__(self, net: Network, schedule: Schedule | None):
         super().__init__()
         self.net = copy.deepcopy(net)
+        self.schedule = schedule
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x, schedule=dataclasses.replace(auto_schedule(x), compiled=True))
+        return self.net(x, schedule=self.schedule or dataclasses.replace(auto_schedule(x), compiled=True))
 
 
 def available(variant: str) -> bool:
@@ -250,7 +258,9 @@ def build(variant: str, net: Network) -> nn.Module:
     if variant == "spikingjelly":
         return SpikingJellyNet(net)
     if variant == COMPILED:
-        return CompiledSpikesmith(net)
+        return Scheduled(net, None)
+    if variant in SCHEDULES:
+        return Scheduled(net, SCHEDULES[variant])
     layers = snntorch_layers(net)
     return MergedSnnTorch(layers) if variant == "snntorch merged" else PerStepSnnTorch(layers)
 
@@ -397,6 +407,7 @@ def main(argv=None) -> None:
     ap.add_argument("--iters", type=int, default=None, help="timed steps per variant; default 5 on CPU, 20 on CUDA")
     ap.add_argument("--warmup", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--schedules", action="store_true", help="add rows: spikesmith under fixed schedules")
     ap.add_argument("--compiled", action="store_true", help="add a row: spikesmith with torch.compile'd neurons")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write the results here")
@@ -414,7 +425,8 @@ def main(argv=None) -> None:
     iters = args.iters or (20 if cuda else 5)
     warmup = args.warmup if args.warmup is not None else (3 if cuda else 1)
     precisions = (args.precision or ("bf16,fp32" if cuda else "fp32")).split(",")
-    variants = [v for v in VARIANTS if available(v)] + ([COMPILED] if args.compiled else [])
+    variants = ([v for v in VARIANTS if available(v)] + ([COMPILED] if args.compiled else [])
+                + (list(SCHEDULES) if args.schedules else []))
     missing = [v for v in VARIANTS if v not in variants]
     name = torch.cuda.get_device_name(torch.device(device)) if cuda else f"CPU ({torch.get_num_threads()} threads)"
     import norse
@@ -439,7 +451,7 @@ def main(argv=None) -> None:
             print(f"{net_name} {precision}: firing rate per LIF layer (spikesmith, training mode): {rates}; "
                   f"one copy of all activations: {res['activation_mib']:.1f} MiB", flush=True)
     mem = "peak MiB (CUDA alloc)" if cuda else "peak MiB (RSS growth)"
-    head = (f"{'net':7} {'prec':5} {'library':18} {'samples/s':>10} {'ms/step':>9} {'x vs ours':>9} {mem:>22} "
+    head = (f"{'net':7} {'prec':5} {'library':19} {'samples/s':>10} {'ms/step':>9} {'x vs ours':>9} {mem:>22} "
             f"{'out rate':>8} {'spikes equal':>12} {'grad diff':>10}")
     print(head)
     print("-" * len(head))
@@ -450,7 +462,7 @@ def main(argv=None) -> None:
             ratio = r["samples_per_s"] / ours["samples_per_s"]
             equal = "silent" if silent else f"{r['spikes_equal']:.4f}"
             grad = "silent" if silent else f"{r['grad_diff']:.2e}"
-            print(f"{r['net']:7} {r['precision']:5} {r['variant']:18} {r['samples_per_s']:10.0f} "
+            print(f"{r['net']:7} {r['precision']:5} {r['variant']:19} {r['samples_per_s']:10.0f} "
                   f"{r['ms_per_step']:9.2f} {ratio:9.2f} {r['peak_mib']:22.1f} {r['out_rate']:8.4f} {equal:>12} "
                   f"{grad:>10}")
     print("x vs ours: samples/s of the row / samples/s of spikesmith (same net, precision, run); spikes equal, "

@@ -26,8 +26,8 @@ from spikesmith.nn.neurons import DT, Neurons, is_neuron
 
 INPUT = "input"
 
-# Convolution samples per call on CPU in the auto schedule (see :func:`auto_schedule`).
-CPU_CONV_SAMPLES = 64
+# Largest input + output of one convolution call on CPU in the auto schedule (see :func:`auto_schedule`).
+CPU_CONV_BYTES = 8 * 2**20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,7 +35,8 @@ class Schedule:
     """How :meth:`Network.forward` runs the time axis.
 
     ``conv_steps``: time steps per call of an ``nn.Conv2d`` (None: all T at once, time merged into
-    the batch; 1: one step per call). ``fused``: feed-forward LIF populations use the fused
+    the batch; 1: one step per call). ``conv_bytes`` (when ``conv_steps`` is None): as many steps per
+    call as keep the call's input plus output within this many bytes (at least one step). ``fused``: feed-forward LIF populations use the fused
     whole-sequence update (:class:`~spikesmith.nn.neurons.LIFSequence`) rather than stepping
     Norse's cell. ``channels_last``: convolutions see channels-last memory. ``compiled``: the fused
     update runs through ``torch.compile`` (opt-in: it compiles once per layer shape, which takes
@@ -43,6 +44,7 @@ class Schedule:
     """
 
     conv_steps: int | None = None
+    conv_bytes: int | None = None
     fused: bool = True
     channels_last: bool = False
     compiled: bool = False
@@ -51,6 +53,9 @@ class Schedule:
         if self.conv_steps is not None and (isinstance(self.conv_steps, bool) or not isinstance(self.conv_steps, int)
                                             or self.conv_steps < 1):
             raise InputError(f"schedule conv_steps: expected a positive integer or None, got {self.conv_steps!r}")
+        if self.conv_bytes is not None and (isinstance(self.conv_bytes, bool) or not isinstance(self.conv_bytes, int)
+                                            or self.conv_bytes < 1):
+            raise InputError(f"schedule conv_bytes: expected a positive integer or None, got {self.conv_bytes!r}")
 
 
 REFERENCE = Schedule(conv_steps=None, fused=False)  # the schedule every other one is checked against
@@ -59,15 +64,16 @@ REFERENCE = Schedule(conv_steps=None, fused=False)  # the schedule every other o
 def auto_schedule(x: torch.Tensor) -> Schedule:
     """The schedule :meth:`Network.forward` uses for input ``x`` (T, B, ...) when none is given.
 
-    The rule (measured by ``benchmarks/train_throughput.py``, docs/training.md): on CPU a
-    convolution over all T x B samples at once streams activations far larger than the caches
-    and is about 1.5x slower per sample than calls of a few dozen samples, so convolutions run
-    in chunks of ``max(1, CPU_CONV_SAMPLES // B)`` steps; on CUDA one large call keeps the GPU
-    busy, so all steps at once. Neurons always use the fused update.
+    The rule (measured by ``benchmarks/train_throughput.py --schedules``, docs/training.md): on
+    CPU a convolution over all T x B samples at once streams activations far larger than the
+    caches and runs up to ~1.5x slower per sample than calls whose input plus output stay within a
+    few MiB, while small images gain nothing from being cut; so each CPU convolution takes as many
+    time steps per call as fit in ``CPU_CONV_BYTES``. On CUDA one large call keeps the GPU busy:
+    all steps at once. Neurons always use the fused update.
     """
-    if x.device.type == "cpu" and x.dim() >= 5:
-        return Schedule(conv_steps=max(1, CPU_CONV_SAMPLES // max(1, int(x.shape[1]))))
-    return Schedule(conv_steps=None)
+    if x.device.type == "cpu":
+        return Schedule(conv_bytes=CPU_CONV_BYTES)
+    return Schedule()
 
 
 class Network(nn.Module):
@@ -173,9 +179,14 @@ class Network(nn.Module):
 
 
 def _conv(layer: nn.Conv2d, h: torch.Tensor, plan: Schedule) -> torch.Tensor:
-    """``layer`` over ``h`` (T, B, C, H, W), ``plan.conv_steps`` time steps per call."""
+    """``layer`` over ``h`` (T, B, C, H, W), in calls of as many time steps as ``plan`` says."""
     steps, batch = h.shape[:2]
-    chunks = h.split(plan.conv_steps) if plan.conv_steps and plan.conv_steps < steps else (h,)
+    per_call = plan.conv_steps
+    if per_call is None and plan.conv_bytes is not None:
+        c, rows, cols = h.shape[2:]
+        out = layer.out_channels * (rows // layer.stride[0]) * (cols // layer.stride[1])
+        per_call = max(1, plan.conv_bytes // max(1, batch * (c * rows * cols + out) * h.element_size()))
+    chunks = h.split(per_call) if per_call and per_call < steps else (h,)
     ys = []
     for c in chunks:
         c = c.reshape(c.shape[0] * batch, *c.shape[2:])

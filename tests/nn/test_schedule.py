@@ -15,6 +15,7 @@ SCHEDULES = {
     "all steps, fused": Schedule(),
     "one step per conv call": Schedule(conv_steps=1),
     "3-step conv chunks": Schedule(conv_steps=3),
+    "byte budget": Schedule(conv_bytes=20_000),
     "channels-last": Schedule(conv_steps=2, channels_last=True),
     "reference neurons, chunked convs": Schedule(conv_steps=1, fused=False),
 }
@@ -100,10 +101,24 @@ def test_schedule_rejects_bad_chunks(bad):
         Schedule(conv_steps=bad)
 
 
-def test_auto_schedule_chunks_convolutions_on_cpu_only_for_images():
-    assert auto_schedule(torch.zeros(8, 32, 2, 34, 34)).conv_steps == 2
-    assert auto_schedule(torch.zeros(8, 256, 2, 34, 34)).conv_steps == 1
-    assert auto_schedule(torch.zeros(8, 32, 64)).conv_steps is None
+def test_schedule_rejects_bad_byte_budgets():
+    with pytest.raises(InputError, match="conv_bytes"):
+        Schedule(conv_bytes=0)
+
+
+def test_auto_schedule_cuts_large_cpu_convolutions_only(monkeypatch):
+    from spikesmith.nn import network
+
+    assert auto_schedule(torch.zeros(8, 32, 2, 34, 34)).conv_bytes == network.CPU_CONV_BYTES
+    calls = []
+    conv = torch.nn.Conv2d(2, 32, 3, padding=1)
+    monkeypatch.setattr(conv, "forward", lambda c, f=conv.forward: calls.append(c.shape[0]) or f(c))
+    plan = auto_schedule(torch.zeros(1))
+    network._conv(conv, torch.zeros(8, 32, 2, 34, 34), plan)  # 157 kB per sample: one step (32) per call
+    assert calls == [32] * 8
+    calls.clear()
+    network._conv(conv, torch.zeros(8, 32, 2, 8, 8), plan)  # 8 kB per sample: all 256 samples at once
+    assert calls == [256]
 
 
 @pytest.mark.slow
