@@ -54,8 +54,8 @@ class Limit:
 
 LIMITS: dict[str, Limit] = {x.name: x for x in (
     Limit(name="cores_per_chip", value=120, unit="neuro-cores usable by Lava's compiler per Loihi 2 chip",
-          source="Lava: lava/magma/compiler/subcompilers/constants.py NUM_VIRTUAL_CORES_L3 = 120 "
-                 "(NUM_VIRTUAL_CORES_L2 = 128 for Loihi 1); Intel's Loihi 2 brief: 128 cores per chip",
+          source="Lava: lava/magma/compiler/subcompilers/constants.py NUM_VIRTUAL_CORES_L3 = 120, the count "
+                 "its mapper uses for N3 (Loihi 2) neuro-cores; Intel's Loihi 2 brief: 128 cores per chip",
           kind="published"),
     Limit(name="neurons_per_core_max", value=8192, unit="neurons",
           source="Intel Loihi 2 brief (2021): up to 1 million neurons on 128 cores", kind="published"),
