@@ -14,12 +14,14 @@ deployed numbers do not depend on which samples were verified.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
-from spikesmith.compile.plan import Plan
+from spikesmith.compile.plan import BIAS_SOURCE, Plan
 from spikesmith.compile.quantise import QuantConfig, QuantisedPlan, quantise
 from spikesmith.errors import GraphError
 from spikesmith.targets.loihi import Engine, calibrate as float_peaks
@@ -36,6 +38,7 @@ class Calibration:
     steps: int
     input_sha256: str  # of the calibration inputs (float64 bytes): the same data gives the same scales
     searched: bool
+    bias_corrected: list[str] = field(default_factory=list)  # populations whose bias absorbs the rounding's mean error
     vth_mant: dict[str, int] = field(default_factory=dict)
     disagreement: dict[str, float] = field(default_factory=dict)  # spikes vs float, per population, chosen scales
     disagreement_default: dict[str, float] = field(default_factory=dict)  # with the largest mantissas that fit
@@ -63,6 +66,36 @@ def disagreement(qplan: QuantisedPlan, x: np.ndarray, reference: dict, *, batch_
         else:
             out[pop.name] = float(np.mean(np.abs(a - b)) / max(float(np.abs(b).max(initial=0.0)), 1e-12))
     return out
+
+
+def _mean_messages(plan: Plan, x: np.ndarray, ref: dict) -> dict[str, np.ndarray]:
+    """Per source (the input, spiking populations, the constant-one source): its mean message per step."""
+    out = {plan.input: x.reshape(x.shape[0] * x.shape[1], -1).mean(axis=0), BIAS_SOURCE: np.ones(1)}
+    for pop in plan.neurons:
+        if pop.spiking:
+            a = ref[pop.name]
+            out[pop.name] = a.reshape(a.shape[0] * a.shape[1], -1).mean(axis=0)
+    return out
+
+
+def _corrected(plan: Plan, qplan: QuantisedPlan, name: str, rates: dict[str, np.ndarray]) -> Plan | None:
+    """``plan`` with population ``name``'s bias lowered by the mean input error its rounded weights add
+    (``sum_j (W_q - W)_ij rate_j``, divided by du: what it adds to v in the steady state), or None
+    when a source sends real values whose mean is not a rate."""
+    pairs = [(c, q) for c, q in qplan.pairs() if c.dst == name]
+    if not pairs or any(c.src not in rates for c, _ in pairs):
+        return None
+    vth = qplan.populations[name].vth_mant
+    delta = np.zeros(plan.populations[name].size)
+    with torch.no_grad():
+        for c, q in pairs:
+            err = q.weight * 2.0 ** q.exp * q.in_scale / vth - c.weight
+            r = torch.as_tensor(rates[c.src], dtype=torch.float64).reshape(1, -1)
+            delta += c.apply(r, torch.as_tensor(err, dtype=torch.float64)).reshape(-1).numpy()
+    pop = plan.populations[name]
+    pops = dict(plan.populations)
+    pops[name] = dataclasses.replace(pop, bias=pop.bias - delta / pop.du)
+    return dataclasses.replace(plan, populations=pops)
 
 
 def calibrate(plan: Plan, x: np.ndarray, *, source: str, cfg: QuantConfig = QuantConfig(), search: bool = True,
@@ -96,8 +129,25 @@ def calibrate(plan: Plan, x: np.ndarray, *, source: str, cfg: QuantConfig = Quan
                 if err[name] < best_err[name]:
                     qplan, best_err, chosen = q, err, {**chosen, name: cand}
             candidates[name] = tried
+    corrected: list[str] = []
+    if search:  # bias correction: the mean error the weight rounding adds to each neuron, taken out of its bias
+        rates = _mean_messages(plan, x, ref)
+        for pop in plan.neurons:
+            name = pop.name
+            fixed = _corrected(plan, qplan, name, rates)
+            if fixed is None:
+                continue
+            try:
+                q = quantise(fixed, cfg, peaks=peaks, integer_input=integer, vth_caps=chosen)
+            except GraphError:
+                continue
+            err = disagreement(q, x, ref, batch_size=batch_size)
+            candidates.setdefault(name, {})["bias-corrected"] = err[name]
+            if err[name] < best_err[name]:
+                plan, qplan, best_err = fixed, q, err
+                corrected.append(name)
     digest = hashlib.sha256(x.tobytes()).hexdigest()
     record = Calibration(source=source, samples=int(x.shape[1]), steps=int(x.shape[0]), input_sha256=digest,
-                         searched=search, vth_mant={n: q.vth_mant for n, q in qplan.populations.items()},
+                         searched=search, bias_corrected=corrected, vth_mant={n: q.vth_mant for n, q in qplan.populations.items()},
                          disagreement=best_err, disagreement_default=default, candidates=candidates)
     return qplan, record

@@ -186,8 +186,10 @@ def verify(graph: nir.NIRGraph, x: np.ndarray | None = None, *, dt: float, fixed
         if on_progress is not None:
             on_progress("verify", {"stage": stage, "done": done, "total": n or total})
 
-    if qplan is not None:
+    if qplan is not None and reference_plan:
         plan = qplan.plan
+    elif qplan is not None:
+        pass  # the float targets run the graph's own plan; the fixed-point ones run qplan (its biases may be calibrated)
     elif fixed_point:  # the state scales come from a float run of all the data, as loihi.prepare does
         peaks: dict[str, float] = {}
         integer, done = True, 0
