@@ -294,13 +294,14 @@ def _fit_threshold(name: str, vth: int, cap: int, conns: list[Connection], in_sc
 
 
 def quantise(plan: Plan, cfg: QuantConfig = QuantConfig(), *, peaks: Mapping[str, float] | None = None,
-             integer_input: bool = False) -> QuantisedPlan:
+             integer_input: bool = False, vth_caps: Mapping[str, int] | None = None) -> QuantisedPlan:
     """The Loihi integer form of ``plan`` (a :class:`QuantisedPlan` with its per-population report).
 
     ``peaks``: per population, the largest |u| or |v| (in thresholds) of a floating-point run of
     the data to be run; it caps the state scale so that the data keeps 2x headroom in 24 bits.
     ``integer_input``: the input holds integers (spike counts), sent unscaled when the config
-    leaves the input's fraction bits open. Raises GraphError naming the node and the limit when a
+    leaves the input's fraction bits open. ``vth_caps``: per population, a largest threshold
+    mantissa below the config's (calibration's choice of state scale). Raises GraphError naming the node and the limit when a
     weight, threshold, bias or state cannot fit Loihi's formats.
     """
     peaks = peaks or {}
@@ -322,7 +323,8 @@ def quantise(plan: Plan, cfg: QuantConfig = QuantConfig(), *, peaks: Mapping[str
                         "at the smallest threshold mantissa 1)")
                 cap = 1
         caps[name] = cap
-    provisional = {n: min(cfg.max_vth_mant, cap) for n, cap in caps.items()}
+    vth_caps = vth_caps or {}
+    provisional = {n: min(cfg.max_vth_mant, cap, vth_caps.get(n, cap)) for n, cap in caps.items()}
     for pop in plan.neurons:  # until set below (a recurrent edge from a later population reads this guess)
         if not pop.spiking:
             in_scale[pop.name] = float(units.state_scale(provisional[pop.name]))
