@@ -264,6 +264,8 @@ def evolve_gee(population: int = _population(8), generations: int = _generations
                crossover_rate: float = typer.Option(0.9, help="Probability of crossover."),
                mutation_sigma: float = typer.Option(0.05, help="Mutation noise relative to each tensor's std."),
                sign: float = typer.Option(-1.0, help="Sign s of the temporal term: -1, 0 or +1."),
+               inheritance: str = typer.Option("lamarckian", help="lamarckian (children inherit the trained "
+                                               "values) or baldwinian (the untrained rules)."),
                device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
                params_only: bool = typer.Option(False, "--params-only", help="Print the parameter report only.")):
     """Evolve a genetically encoded (GEE) network with spatio-temporal evolution, or print its parameter
@@ -289,7 +291,8 @@ def evolve_gee(population: int = _population(8), generations: int = _generations
     opts = SteOptions(arch=arch, genes=gs[0], encoded=not dense, device=device,
                       epochs_per_generation=epochs_per_generation, final_epochs=final_epochs, max_batches=max_batches,
                       batch_size=batch_size, train=replace(base.train, lr=lr), tournament=tournament, elite=elite,
-                      crossover_rate=crossover_rate, mutation_sigma=mutation_sigma, sign=sign)
+                      crossover_rate=crossover_rate, mutation_sigma=mutation_sigma, sign=sign,
+                      inheritance=inheritance)
     cfg = EvolveConfig(population=population, generations=generations, seed=seed, backend=backend, cluster=cluster,
                        workers=workers, data=data, steps=steps, options=opts)
     r = _evolve("gee", cfg, out, resume)

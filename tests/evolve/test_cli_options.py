@@ -69,3 +69,10 @@ def test_population_of_one_and_other_shared_checks(tmp_path, capsys):
     rc, lines = _run(capsys, "search", "--data", "nowhere", "-o", out)
     assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: --data: unknown dataset 'nowhere'")
     assert not out.exists()
+
+
+def test_bad_inheritance_is_one_line_and_exit_2(tmp_path, capsys):
+    out = tmp_path / "o"
+    rc, lines = _run(capsys, "gee", "--inheritance", "darwinian", "-o", out)
+    assert rc == 2 and lines == ["error: --inheritance: expected one of baldwinian, lamarckian, got 'darwinian'"]
+    assert not out.exists()
