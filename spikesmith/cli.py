@@ -308,6 +308,7 @@ def evolve_nas(population: int = _population(20), generations: int = _generation
                steps: int = typer.Option(6, help="Time steps per sample."),
                offspring: Optional[int] = typer.Option(None, help="Offspring per generation (default: population)."),
                cells: int = typer.Option(3, help="Cells of the multi-scale network."),
+               min_cells: int = typer.Option(1, help="Constraint: at least this many non-empty cells (0: none)."),
                channels: int = typer.Option(16, help="Channels of the first stage."),
                fitness_batch: int = typer.Option(64, help="Samples per fitness batch."),
                fitness_batches: int = typer.Option(1, help="Fitness batches per candidate."),
@@ -325,8 +326,8 @@ def evolve_nas(population: int = _population(20), generations: int = _generation
 
     options.integer("--train", train, low=0, high=options.MAX_EPOCHS)
     options.optional_integer("--deploy-samples", deploy_samples, low=1, high=options.MAX_SAMPLES)
-    opts = NasOptions(offspring=offspring, cells=cells, channels=channels, fitness_batch=fitness_batch,
-                      fitness_batches=fitness_batches, metric=metric, variant=variant, crossover_prob=crossover_prob,
+    opts = NasOptions(offspring=offspring, cells=cells, min_cells=min_cells, channels=channels,
+                      fitness_batch=fitness_batch, fitness_batches=fitness_batches, metric=metric, variant=variant, crossover_prob=crossover_prob,
                       mutation_eta=mutation_eta)
     cfg = EvolveConfig(population=population, generations=generations, seed=seed, backend=backend, cluster=cluster,
                        workers=workers, data=data, steps=steps, options=opts)
@@ -334,6 +335,8 @@ def evolve_nas(population: int = _population(20), generations: int = _generation
     typer.echo(f"Pareto front of {len(r.front)} ({r.evaluated} evaluated, {r.seconds:.0f} s); best RDM score "
                f"{r.best.score:.4f} ({r.best.params:,} parameters, {r.best.synops:,.0f} synaptic ops/sample); "
                f"wrote {out}/pareto.json and model.pt")
+    motifs = ", ".join(f"{k} {v}" for k, v in r.history[-1]["front_motifs"].items()) if r.history else ""
+    typer.echo(f"front cells by motif (non-empty cells >= {opts.min_cells}): {motifs}")
     if train:
         con = _console()
         rows = api.train_nas_best(out, epochs=train, seed=seed, deploy_samples=deploy_samples,

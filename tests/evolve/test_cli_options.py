@@ -13,13 +13,13 @@ BAD = ("0", "-1", "abc", "nan", "inf", HUGE)
 COMMON = ("--population", "--generations", "--seed", "--workers", "--steps")
 NUMERIC = {
     "search": COMMON + ("--samples",),
-    "nas": COMMON + ("--offspring", "--cells", "--channels", "--fitness-batch", "--fitness-batches",
+    "nas": COMMON + ("--offspring", "--cells", "--min-cells", "--channels", "--fitness-batch", "--fitness-batches",
                      "--crossover-prob", "--mutation-eta", "--train", "--deploy-samples"),
     "gee": COMMON + ("--genes", "--epochs-per-generation", "--final-epochs", "--max-batches", "--batch-size", "--lr",
                      "--tournament", "--elite", "--crossover-rate", "--mutation-sigma", "--sign"),
 }
 # values of BAD that are valid settings of an option (a seed of 0, no generations after the initial one, ...)
-VALID = {"--seed": {"0"}, "--generations": {"0"}, "--train": {"0"}, "--final-epochs": {"0"}, "--elite": {"0"},
+VALID = {"--seed": {"0"}, "--min-cells": {"0"}, "--generations": {"0"}, "--train": {"0"}, "--final-epochs": {"0"}, "--elite": {"0"},
          "--crossover-prob": {"0"}, "--crossover-rate": {"0"}, "--mutation-sigma": {"0"}, "--sign": {"0", "-1"}}
 
 CASES = [(cmd, opt, v) for cmd, opts in NUMERIC.items() for opt in opts for v in BAD if v not in VALID.get(opt, ())]
