@@ -136,14 +136,15 @@ def render(rows: list[dict], *, genes: int, batch: int, device: torch.device) ->
 def _arms(population: int, generations: int, final_epochs: int, epochs_per_generation: int = 1) -> tuple[dict, int]:
     """The ablation arms: STE with both regularisers, without H, without D, without both; GEE trained
     plainly; the same net dense. Equal budget: every arm trains the same number of network-epochs, the
-    STE runs' total (population x (generations + 1) x epochs per generation + final epochs, Baldwinian
-    adding the best's epochs per generation); plain and dense spend them on one network."""
+    STE runs' total (population x (generations + 1) x epochs per generation + final epochs, with the
+    default Lamarckian inheritance); plain and dense spend them on one network (population 1: its
+    generation-0 epochs plus final epochs)."""
     from spikesmith.evolve.gee.schedules import LinearDecay
 
-    budget = population * (generations + 1) * epochs_per_generation + final_epochs + epochs_per_generation
+    budget = population * (generations + 1) * epochs_per_generation + final_epochs
     evo = dict(encoded=True, population=population, generations=generations, final_epochs=final_epochs)
     no_h, no_d = dict(lambda_s=LinearDecay(start=0.0)), dict(lambda_t=LinearDecay(start=0.0))
-    single = dict(population=1, generations=0, final_epochs=budget - 2 * epochs_per_generation)
+    single = dict(population=1, generations=0, final_epochs=budget - epochs_per_generation)
     return {
         "STE (H and D)": evo | dict(config={}),
         "STE without H": evo | dict(config=no_h),
@@ -199,8 +200,17 @@ def accuracy_comparison(*, datasets: list[str], seeds: list[int], genes: int, po
                       flush=True)
                 if out is not None:
                     io.write_json(out, done)
+    return ablation_table(done, datasets=datasets)
+
+
+def ablation_table(done: dict, *, datasets: list[str]) -> str:
+    """Return the Markdown table of the rows in ``done`` (the --out JSON), mean ± std over seeds."""
+    st = done["settings"]
+    population, generations, final_epochs = st["population"], st["generations"], st["final_epochs"]
+    steps, genes, max_batches, target = st["steps"], st["genes"], st["max_batches"], st["target"]
+    arms, budget = _arms(population, generations, final_epochs)
     lines = [f"T={steps}, g={genes}; STE runs: population {population} x {generations + 1} generations + "
-             f"{final_epochs} final epochs (Baldwinian); plain GEE and dense: one network, the same {budget} "
+             f"{final_epochs} final epochs (Lamarckian); plain GEE and dense: one network, the same {budget} "
              f"network-epochs" + (f"; at most {max_batches} batches of 64 per epoch" if max_batches else ""), "",
              f"| dataset | run | parameters | test accuracy mean ± std | per seed | generations to {target:g} "
              "held-out (per seed; - never) |", "|---|---|---|---|---|---|"]
@@ -262,11 +272,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--target", type=float, default=0.5, help="held-out accuracy for generations-to-target")
     ap.add_argument("--out", type=Path, default=None, help="JSON of the accuracy rows (reused when rerun)")
+    ap.add_argument("--table-only", action="store_true", help="with --accuracy: print the table of --out, run nothing")
     ap.add_argument("--inheritance", action="store_true",
                     help="instead: Baldwinian vs Lamarckian STE on synthetic data, per --seeds")
     args = ap.parse_args(argv)
     if args.inheritance:
         print(inheritance_comparison(seeds=[int(s) for s in args.seeds.split(",")]))
+        return
+    if args.table_only:
+        import json
+
+        print(ablation_table(json.loads(args.out.read_text()), datasets=args.data.split(",")))
         return
     if args.accuracy or args.digits:
         print(accuracy_comparison(datasets=["digits"] if args.digits else args.data.split(","),
