@@ -12,6 +12,7 @@ scored with).
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -304,9 +305,9 @@ def train_best(
     front, cfg = _load_front(result_or_dir)
     if top < 1:
         raise InputError(f"top must be >= 1, got {top}")
-    unknown = sorted(set(targets) - {"norse", "lava"})
+    unknown = sorted(set(targets) - {"norse", "lava", "loihi"})
     if unknown:
-        raise InputError(f"unknown target(s) {unknown} (expected 'norse' and/or 'lava')")
+        raise InputError(f"unknown target(s) {unknown} (expected norse, lava or loihi)")
     if targets and simulate is None:
         raise InputError("deploying to targets needs simulate=spikesmith.api.simulate "
                          "(or call spikesmith.api.train_nas_best)")

@@ -80,7 +80,7 @@ def test_train_best_trains_exports_and_deploys(tmp_path):
 
     rows = api.train_nas_best(tmp_path, epochs=2, deploy_samples=4, out_dir=tmp_path / "trained")
     (row,) = rows
-    assert set(row["accuracy"]) == {"torch", "norse", "lava"}
+    assert set(row["accuracy"]) == {"torch", "norse", "lava", "loihi"}
     assert row["agreement"]["norse"] == 1.0
     model, mf = api.load_model(tmp_path / "trained" / "best0" / "model.pt")
     assert mf.family == "nas" and mf.meta["genome"] == row["genome"]
