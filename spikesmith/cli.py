@@ -83,6 +83,12 @@ def compile_cmd(model: Path = typer.Argument(..., help="Model file (model.pt) or
                 data: Optional[str] = typer.Option(None, help="Draw verification inputs from this dataset."),
                 steps: Optional[int] = typer.Option(None, help="Time steps of the verification inputs."),
                 tolerance: float = typer.Option(0.9, help="Fixed-point output spike agreement required."),
+                calibration_samples: int = typer.Option(256, "--calibration-samples",
+                                                        help="Training samples (of --data; else random spikes) that "
+                                                             "choose the fixed-point scales."),
+                finetune: int = typer.Option(0, "--finetune", help="Epochs of quantisation-aware fine-tuning on the "
+                                             "training split of --data (weights on the chip grid; 0: none)."),
+                finetune_lr: float = typer.Option(1e-3, "--finetune-lr", help="Learning rate of --finetune."),
                 reset: Optional[str] = _reset_option(),
                 reset_timing: Optional[str] = _reset_timing_option(),
                 type_check: bool = typer.Option(True, "--type-check/--no-type-check",
@@ -104,11 +110,14 @@ def compile_cmd(model: Path = typer.Argument(..., help="Model file (model.pt) or
         result, notice = api.compile_to_lava(model, out_dir=out, fixed_point=fixed_point, verify=verify, dt=dt,
                                              data=data, steps=steps, fixed_tolerance=tolerance, type_check=type_check,
                                              reset=reset, reset_timing=reset_timing, lava_samples=lava_samples,
-                                             batch_size=batch_size, on_progress=_console().progress)
+                                             batch_size=batch_size, calibration_samples=calibration_samples,
+                                             finetune=finetune, finetune_lr=finetune_lr,
+                                             on_progress=_console().progress)
         _notes(notice)
         typer.echo(render(result.resources))
         typer.echo(render_verification(result).splitlines()[-1])
-        typer.echo(f"wrote {out / 'verification.json'} and verification.md")
+        typer.echo(f"wrote the deploy bundle {out} (manifest.json, network.json, weights.npz, verification.json) "
+                   "and verification.md")
         return 0 if result.ok else 1
     path, notice = api.compile_model(model, out=out, to=to, dt=dt, reset=reset, reset_timing=reset_timing,
                                      type_check=type_check, for_framework=for_framework)
@@ -117,10 +126,12 @@ def compile_cmd(model: Path = typer.Argument(..., help="Model file (model.pt) or
 
 
 @app.command("run")
-def run_cmd(model: Path = typer.Argument(..., help="NIR file."),
+def run_cmd(model: Path = typer.Argument(..., help="NIR file, model file (model.pt), or a deploy bundle directory "
+                                                   "(compile --to lava)."),
             target: str = typer.Option("norse", help="norse (float reference), lava, or loihi (the fixed-point "
                                                      "engine, bit-exact to lava --fixed-point)."),
-            input: Path = typer.Option(..., "--input", help="Input .npy shaped (T, B, *input_shape)."),
+            input: Optional[Path] = typer.Option(None, "--input", help="Input .npy shaped (T, B, *input_shape) "
+                                                 "(a bundle without it runs the inputs it was verified on)."),
             out: Path = typer.Option(..., "-o", "--out", help="Output .npy (T, B, *output_shape)."),
             dt: Optional[float] = typer.Option(None, help="Time step in seconds (default: the graph's, else 1e-3)."),
             fixed_point: bool = typer.Option(False, "--fixed-point", help="lava: run Lava's bit-accurate models."),
@@ -130,9 +141,19 @@ def run_cmd(model: Path = typer.Argument(..., help="NIR file."),
             reset_timing: Optional[str] = _reset_timing_option(),
             type_check: bool = typer.Option(True, "--type-check/--no-type-check",
                                             help="Let nir check the graph's types when reading.")):
-    """Simulate a NIR graph on a target and save its output."""
+    """Simulate a NIR graph, a model file or a deploy bundle (on loihi or lava --fixed-point) and save its output."""
     from spikesmith import api
+    from spikesmith.errors import InputError
 
+    if model.is_dir():
+        trace, check = api.run_bundle(model, input, target=target, out=out, fixed_point=fixed_point,
+                                      batch_size=batch_size)
+        typer.echo(f"wrote {out}: output {tuple(trace.output.shape)} from {trace.target} on the bundle {model}"
+                   + ("" if check is None else f"; {'reproduces' if check else 'DOES NOT reproduce'} the verified "
+                      "outputs"))
+        return 0 if check is not False else 1
+    if input is None:
+        raise InputError("--input X.npy is needed to run a NIR file")
     trace, notice = api.run_file(model, input, target=target, out=out, dt=dt, type_check=type_check, reset=reset,
                                  reset_timing=reset_timing, fixed_point=fixed_point, batch_size=batch_size)
     _notes(notice)
@@ -353,9 +374,55 @@ class Interrupted(KeyboardInterrupt):
 _signals: list[int] = []  # signals received during this main() call
 
 
+_fork = {"gen": 0, "active": False}  # set from just before a fork until shortly after its callbacks ran
+_deferred: list[int] = []  # signals that arrived during a fork, delivered again once it is done
+
+
 def _raise_interrupted(signum, frame) -> None:
+    if _fork["active"]:
+        # An exception raised inside an at-fork callback (logging's lock release runs in the parent
+        # after every fork of a worker) is printed and dropped: the signal would be lost. Deliver it
+        # again once the fork is over instead.
+        _deferred.append(signum)
+        return
     _signals.append(signum)
     raise Interrupted(signum)
+
+
+def _fork_begins() -> None:
+    _fork["gen"] += 1
+    _fork["active"] = True
+
+
+def _fork_over(gen: int) -> None:
+    if _fork["gen"] != gen:  # another fork began meanwhile: its own timer ends it
+        return
+    _fork["active"] = False
+    if _deferred:
+        signum = _deferred[0]
+        _deferred.clear()
+        os.kill(os.getpid(), signum)
+
+
+def _fork_ends() -> None:
+    # The other after-fork callbacks (registered before or after ours) run right after this one, in
+    # the main thread: the fork counts as over a moment later, from another thread.
+    threading.Timer(0.05, _fork_over, (_fork["gen"],)).start()
+
+
+def _fork_ends_in_child() -> None:
+    _fork["active"] = False
+    _deferred.clear()
+
+
+_fork_hooks: list[bool] = []
+
+
+def _guard_forks() -> None:
+    """Register the at-fork callbacks once."""
+    if not _fork_hooks:
+        os.register_at_fork(before=_fork_begins, after_in_parent=_fork_ends, after_in_child=_fork_ends_in_child)
+        _fork_hooks.append(True)
 
 
 # OS errors a user can fix (a path, a permission, a full or read-only disk): one line, exit 2
@@ -374,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = {}
     _signals.clear()
     if threading.current_thread() is threading.main_thread():
+        _guard_forks()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             previous[sig] = signal.signal(sig, _raise_interrupted)
     try:

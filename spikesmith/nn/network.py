@@ -3,8 +3,11 @@
 A :class:`Network` is a list of nodes ``(name, layer, inputs)`` in evaluation order. A node's
 input is the sum of its inputs' outputs (NIR's semantics of several edges into one node);
 ``"input"`` names the network input. Stateless layers (conv, linear, batch norm, pooling,
-flatten, ...) run on all time steps at once (time merged into the batch); :class:`Neurons`
-step through time. Input ``(T, B, *input_shape)``, output ``(T, B, *output_shape)``.
+flatten, ...) run on all time steps at once (time merged into the batch) or, for convolutions,
+in chunks of time steps, as the :class:`Schedule` says; :class:`Neurons` step through time
+(fused update, or Norse's cell in the reference schedule). Input ``(T, B, *input_shape)``, output
+``(T, B, *output_shape)``. Every schedule computes the same function (per-sample layers do not
+care how the batch is cut; batch norm always sees all T x B samples).
 
 Every network family (:mod:`spikesmith.nn.families`) builds one of these, so one exporter
 (:mod:`spikesmith.compile.export`) and one loader (:mod:`spikesmith.io`) serve them all.
@@ -12,6 +15,7 @@ Every network family (:mod:`spikesmith.nn.families`) builds one of these, so one
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable
 
 import torch
@@ -21,6 +25,55 @@ from spikesmith.errors import InputError
 from spikesmith.nn.neurons import DT, Neurons, is_neuron
 
 INPUT = "input"
+
+# Largest input + output of one convolution call on CPU in the auto schedule (see :func:`auto_schedule`).
+CPU_CONV_BYTES = 8 * 2**20
+
+
+@dataclass(frozen=True, kw_only=True)
+class Schedule:
+    """How :meth:`Network.forward` runs the time axis.
+
+    ``conv_steps``: time steps per call of an ``nn.Conv2d`` (None: all T at once, time merged into
+    the batch; 1: one step per call). ``conv_bytes`` (when ``conv_steps`` is None): as many steps per
+    call as keep the call's input plus output within this many bytes (at least one step). ``fused``: feed-forward LIF populations use the fused
+    whole-sequence update (:class:`~spikesmith.nn.neurons.LIFSequence`) rather than stepping
+    Norse's cell. ``channels_last``: convolutions see channels-last memory. ``compiled``: the fused
+    update runs through ``torch.compile`` (opt-in: it compiles once per layer shape, which takes
+    tens of seconds on a small CPU, and needs a C++ compiler there).
+    """
+
+    conv_steps: int | None = None
+    conv_bytes: int | None = None
+    fused: bool = True
+    channels_last: bool = False
+    compiled: bool = False
+
+    def __post_init__(self) -> None:
+        if self.conv_steps is not None and (isinstance(self.conv_steps, bool) or not isinstance(self.conv_steps, int)
+                                            or self.conv_steps < 1):
+            raise InputError(f"schedule conv_steps: expected a positive integer or None, got {self.conv_steps!r}")
+        if self.conv_bytes is not None and (isinstance(self.conv_bytes, bool) or not isinstance(self.conv_bytes, int)
+                                            or self.conv_bytes < 1):
+            raise InputError(f"schedule conv_bytes: expected a positive integer or None, got {self.conv_bytes!r}")
+
+
+REFERENCE = Schedule(conv_steps=None, fused=False)  # the schedule every other one is checked against
+
+
+def auto_schedule(x: torch.Tensor) -> Schedule:
+    """The schedule :meth:`Network.forward` uses for input ``x`` (T, B, ...) when none is given.
+
+    The rule (measured by ``benchmarks/train_throughput.py --schedules``, docs/training.md): on
+    CPU a convolution over all T x B samples at once streams activations far larger than the
+    caches and runs up to ~1.5x slower per sample than calls whose input plus output stay within a
+    few MiB, while small images gain nothing from being cut; so each CPU convolution takes as many
+    time steps per call as fit in ``CPU_CONV_BYTES``. On CUDA one large call keeps the GPU busy:
+    all steps at once. Neurons always use the fused update.
+    """
+    if x.device.type == "cpu":
+        return Schedule(conv_bytes=CPU_CONV_BYTES)
+    return Schedule()
 
 
 class Network(nn.Module):
@@ -75,12 +128,14 @@ class Network(nn.Module):
                 out[i].append(name)
         return out
 
-    def forward(self, x: torch.Tensor, *, record: bool = False):
+    def forward(self, x: torch.Tensor, *, record: bool = False, schedule: Schedule | None = None):
         """Output (T, B, *out) for ``x`` (T, B, *input_shape); with ``record`` also a dict
-        neuron node name -> its output (T, B, ...), in evaluation order."""
+        neuron node name -> its output (T, B, ...), in evaluation order. ``schedule``: how to
+        run the time axis (default: :func:`auto_schedule`); every schedule gives the same result."""
         if x.dim() != 2 + len(self.input_shape) or tuple(x.shape[2:]) != self.input_shape:
             raise InputError(f"expected input (T, B, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}")
         steps, batch = x.shape[:2]
+        plan = schedule or auto_schedule(x)
         values: dict[str, torch.Tensor] = {INPUT: x}
         recorded: dict[str, torch.Tensor] = {}
         for name, inputs in self.graph:
@@ -89,9 +144,11 @@ class Network(nn.Module):
                 h = h + values[i]
             layer = self.layers[name]
             if isinstance(layer, Neurons):
-                h = layer.run(h)
+                h = layer.run(h, fused=plan.fused and layer.fusable, compiled=plan.compiled)
                 if record:
                     recorded[name] = h
+            elif isinstance(layer, nn.Conv2d):
+                h = _conv(layer, h, plan)
             else:
                 y = layer(h.reshape(steps * batch, *h.shape[2:]))
                 h = y.reshape(steps, batch, *y.shape[1:])
@@ -119,6 +176,25 @@ class Network(nn.Module):
         """Trainable parameters that exist: a layer with ``num_parameters()`` (masked or encoded
         weights) counts itself; the shared ``gene`` counts once."""
         return sum(_count(child) for child in self.children())
+
+
+def _conv(layer: nn.Conv2d, h: torch.Tensor, plan: Schedule) -> torch.Tensor:
+    """``layer`` over ``h`` (T, B, C, H, W), in calls of as many time steps as ``plan`` says."""
+    steps, batch = h.shape[:2]
+    per_call = plan.conv_steps
+    if per_call is None and plan.conv_bytes is not None:
+        c, rows, cols = h.shape[2:]
+        out = layer.out_channels * (rows // layer.stride[0]) * (cols // layer.stride[1])
+        per_call = max(1, plan.conv_bytes // max(1, batch * (c * rows * cols + out) * h.element_size()))
+    chunks = h.split(per_call) if per_call and per_call < steps else (h,)
+    ys = []
+    for c in chunks:
+        c = c.reshape(c.shape[0] * batch, *c.shape[2:])
+        if plan.channels_last:
+            c = c.contiguous(memory_format=torch.channels_last)
+        ys.append(layer(c).contiguous())
+    y = ys[0] if len(ys) == 1 else torch.cat(ys)
+    return y.reshape(steps, batch, *y.shape[1:])
 
 
 def _count(module: nn.Module) -> int:
