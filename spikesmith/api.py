@@ -40,32 +40,43 @@ def load_model(path: str | Path):
 
 def evolve_architecture(*, data: str = "digits", steps: int = 8, population: int = 8, generations: int = 3,
                         seed: int = 0, samples: int = 256, encoding: str | None = None,
-                        out_dir: str | Path | None = None, on_progress: Progress | None = None):
+                        out_dir: str | Path | None = None, resume: bool = False,
+                        on_progress: Progress | None = None):
     """Search the conv-SNN space with the training-free RDM fitness; returns a SearchResult.
 
-    With ``out_dir``, writes search.jsonl and model.pt (the best architecture, untrained, with the
-    weights the search scored it with): a model file every later command takes.
+    With ``out_dir``, writes the driver's files (checkpoint.pt, generations.jsonl, generations.png)
+    and model.pt (the best architecture, untrained, with the weights the search scored it with).
     """
-    import torch
+    from spikesmith.evolve import EvolveConfig
+    from spikesmith.evolve.conv_search import ConvOptions
 
-    from spikesmith.data import make_loaders
-    from spikesmith.evolve import search
-    from spikesmith.nn import build, save_model
-    from spikesmith.nn.families.conv import ConvSpec
+    cfg = EvolveConfig(population=population, generations=generations, seed=seed, data=data, steps=steps,
+                       options=ConvOptions(samples=samples, encoding=encoding))
+    return evolve("search", cfg, out_dir=out_dir, resume=resume,
+                  on_progress=lambda stage, row: _emit(on_progress, stage, row))
 
-    train, _, info = make_loaders(data, batch_size=samples, steps=steps, seed=seed, encoding=encoding)
-    x, y = next(iter(train))
-    result = search(torch.as_tensor(x), torch.as_tensor(y), input_shape=info.input_shape,
-                    num_classes=info.num_classes, population=population, generations=generations, seed=seed,
-                    on_progress=lambda row: _emit(on_progress, "evolve", row))
-    if out_dir is not None:
-        out = Path(out_dir)
-        io.write_jsonl(out / "search.jsonl", result.history)
-        spec = ConvSpec.from_values(result.best.values, input_shape=info.input_shape, num_classes=info.num_classes)
-        save_model(out / "model.pt", build(spec, seed=result.best.seed), spec, steps=steps, data=data,
-                   encoding=info.encoding,
-                   meta={"genome": list(result.best.genome), "rdm_score": result.best.fitness.score, "trained": False})
-    return result
+
+def evolve(problem: str, cfg, *, out_dir: str | Path | None = None, resume: bool = False,
+           on_progress: Progress | None = None):
+    """Run evolution problem ``problem`` ('search', 'nas' or 'gee') with the composed ``cfg``
+    (:class:`spikesmith.evolve.EvolveConfig`); returns the problem's result.
+
+    The config was validated on construction; the output directory is checked and locked before any
+    work and kept when the run fails (its checkpoint is what ``resume`` continues from).
+    ``on_progress("evolve", row)`` receives each generation's metrics.
+    """
+    from spikesmith.data import DATASETS
+    from spikesmith.evolve import driver
+
+    prob = driver.problem_class(problem)(cfg)
+    if cfg.data not in DATASETS:
+        raise InputError(f"--data: unknown dataset {cfg.data!r}; known datasets are {', '.join(DATASETS)}")
+    out = io.check_output(out_dir, kind="dir", what="output") if out_dir is not None else None
+    if resume and out is not None and not (out / driver.CHECKPOINT).is_file():
+        _emit(on_progress, "note", {"text": f"--resume: no checkpoint in {out}; starting fresh"})
+    with io.output_dir(out, keep_on_error=True) if out is not None else contextlib.nullcontext():
+        return driver.run(prob, out_dir=out, resume=resume,
+                          on_progress=lambda row: _emit(on_progress, "evolve", row | {"problem": problem}))
 
 
 def train_nas_best(result_or_dir, *, targets: tuple[str, ...] = TARGETS, **kwargs) -> list[dict]:
@@ -145,6 +156,8 @@ def compile_model(model_path: str | Path, *, out: str | Path, to: str = "nir", d
 
     if to != "nir":
         raise InputError(f"--to {to!r} is not supported here (expected 'nir' or 'lava')")
+    options.optional_number("--dt", dt, low=0.0, low_open=True, high=3600.0)
+    out = io.check_output(out, kind="file", inputs=[model_path], what="NIR file")
     target = consumer(for_framework) if for_framework is not None else None
     graph, _ = _model_graph(model_path, type_check=type_check)
     dt, rule, notice = resolve_semantics(graph, dt, reset, reset_timing)
@@ -189,23 +202,55 @@ def _check_input_shape(graph, x: np.ndarray, where) -> None:
         raise InputError(f"{where}: input has shape {x.shape}; expected (T, B, {', '.join(map(str, in_shape))})")
 
 
+def _calibration_inputs(data: str | None, *, n: int, steps: int, seed: int, encoding: str | None,
+                        in_shape: tuple[int, ...], rate: float) -> tuple[np.ndarray, str]:
+    """(calibration inputs (T, n, ...), where they came from): the first ``n`` samples of the training
+    split of ``data`` in the dataset's own (seeded) order, else Bernoulli spikes from a seed stream
+    apart from the verification inputs'. Never the test split, which verification uses."""
+    if data is not None:
+        from spikesmith.data import make_loaders
+
+        train, _, _ = make_loaders(data, batch_size=n, steps=steps, seed=seed, encoding=encoding)
+        ds = train.dataset
+        n = min(n, len(ds))
+        x = np.stack([np.asarray(ds[i][0], dtype=np.float64) for i in range(n)], axis=1)
+        return x, f"{data} training split (seed {seed}, encoding {encoding or 'default'}), samples 0..{n - 1}"
+    seq = np.random.SeedSequence([seed, 1])  # the verification inputs use default_rng(seed)
+    x = (np.random.default_rng(seq).random((steps, n, *in_shape)) < rate).astype(np.float64)
+    return x, f"Bernoulli({rate:g}) spikes, seed stream [{seed}, 1]"
+
+
 def compile_to_lava(model_path: str | Path, *, out_dir: str | Path, fixed_point: bool = False, verify: int | str = 16,
                     dt: float | None = None, data: str | None = None, steps: int | None = None, seed: int = 0,
                     fixed_tolerance: float = 0.9, rate: float = 0.2, type_check: bool = True,
                     reset: str | None = None, reset_timing: str | None = None, lava_samples: int | None = None,
-                    batch_size: int | None = None, on_progress: Progress | None = None):
-    """Compile a model (NIR or model file) for Lava and verify it on ``verify`` inputs (a number, or
-    "all": the whole test split of ``data``).
+                    batch_size: int | None = None, calibration_samples: int = 256, calibrate_search: bool = True,
+                    finetune: int = 0, finetune_lr: float = 1e-3, on_progress: Progress | None = None):
+    """Compile a model (NIR or model file) for Lava: calibrate, verify, and write a deploy bundle.
 
-    Inputs are drawn from ``data`` when given (then accuracies are reported), else random
-    Bernoulli spikes with probability ``rate``. The reference (and, with ``fixed_point``, the
-    fixed-point engine) run every input; Lava runs ``lava_samples`` of them (default: all up to
-    64). Writes verification.json and verification.md into ``out_dir``; returns (Verification,
-    notice). ``reset``/``reset_timing``: see :func:`resolve_reset`.
+    The fixed-point scales are chosen once from ``calibration_samples`` calibration inputs (the
+    training split of ``data``, else seeded random spikes; :mod:`spikesmith.targets.calibration`),
+    never from the verification inputs. Verification runs ``verify`` inputs (a number, or "all":
+    the whole test split of ``data``), drawn from ``data`` when given (then accuracies are
+    reported), else random Bernoulli spikes with probability ``rate``. The reference (and, with
+    ``fixed_point``, the fixed-point engine) run every input; Lava runs ``lava_samples`` of them
+    (default: all up to 64). Writes into ``out_dir`` a deploy bundle
+    (:mod:`spikesmith.compile.bundle`: manifest.json, network.json, weights.npz,
+    verification.json/.npz) and verification.md; returns (Verification, notice).
+    ``finetune``: epochs of quantisation-aware fine-tuning of the calibrated plan on the training
+    split of ``data`` (:mod:`spikesmith.compile.qat`; weights rounded to the chip grid in the
+    forward pass, straight-through backward, the realised decays); the fine-tuned plan is
+    calibrated again and verified against its own float twin, and the record (accuracies of the
+    original float model and of the fine-tuned plan) goes into the bundle's calibration record.
+    ``reset``/``reset_timing``: see :func:`resolve_reset`.
     """
+    from spikesmith.compile.bundle import write_bundle
     from spikesmith.compile.graph import flatten
-    from spikesmith.compile.resources import render
-    from spikesmith.targets.verify import render_verification, verify as run_verify
+    from spikesmith.compile.plan import build_plan
+    from spikesmith.compile.resources import check_fits, estimate, render
+    from spikesmith.targets.calibration import calibrate
+    from spikesmith.targets.loihi import run_quantised
+    from spikesmith.targets.verify import DEFAULT_LAVA_SAMPLES, render_verification, verify as run_verify
 
     if isinstance(verify, str) and verify != "all":
         try:
@@ -214,21 +259,53 @@ def compile_to_lava(model_path: str | Path, *, out_dir: str | Path, fixed_point:
             raise InputError(f"--verify must be a number of samples or 'all', got {verify!r}") from None
     if verify != "all" and verify < 1:
         raise InputError(f"--verify must be at least 1, got {verify}")
+    if verify != "all":
+        options.integer("--verify", verify, low=1, high=options.MAX_SAMPLES)
     if verify == "all" and data is None:
         raise InputError("--verify all needs --data: the test split it runs")
     if batch_size is not None and batch_size < 1:
         raise InputError(f"--batch-size must be a positive number of samples, got {batch_size}")
+    options.optional_integer("--batch-size", batch_size, low=1, high=options.MAX_SAMPLES)
+    options.optional_integer("--steps", steps, low=1, high=options.MAX_STEPS)
+    options.optional_integer("--lava-samples", lava_samples, low=1, high=options.MAX_SAMPLES)
+    options.number("--tolerance", fixed_tolerance, low=0.0, high=1.0)
+    options.number("rate", rate, low=0.0, high=1.0)
+    options.seed("seed", seed)
+    options.optional_number("--dt", dt, low=0.0, low_open=True, high=3600.0)
+    options.integer("--calibration-samples", calibration_samples, low=1, high=options.MAX_SAMPLES)
+    options.integer("--finetune", finetune, low=0, high=options.MAX_EPOCHS)
+    options.number("--finetune-lr", finetune_lr, low=0.0, low_open=True, high=10.0)
+    out = io.check_output(out_dir, kind="dir", inputs=[model_path], what="output")
     graph, arch = _model_graph(model_path, type_check=type_check)
     dt, rule, notice = resolve_semantics(graph, dt, reset, reset_timing)
     n_steps = steps or int(arch.get("steps") or (8 if data is not None else 20))
-    kwargs = dict(dt=dt, fixed_point=fixed_point, fixed_tolerance=fixed_tolerance, reset=rule,
-                  lava_samples=lava_samples, batch_size=batch_size, on_progress=on_progress)
+    encoding = arch.get("encoding") or graph_encoding(graph)
     flat = flatten(graph)
+    in_shape = flat.output_shape(flat.inputs[0])
+    plan = build_plan(flat, dt, rule)
+    check_fits(estimate(plan))  # a network Loihi 2 cannot hold is refused before any work
+    xc, source = _calibration_inputs(data, n=calibration_samples, steps=n_steps, seed=seed, encoding=encoding,
+                                     in_shape=in_shape, rate=rate)
+    _check_input_shape(flat, xc, data or "calibration inputs")
+    _emit(on_progress, "calibrate", {"samples": int(xc.shape[1]), "source": source})
+    qplan, calib = calibrate(plan, xc, source=source, search=calibrate_search, batch_size=batch_size)
+    record = calib.to_dict()
+    if finetune:
+        if data is None:
+            raise InputError("--finetune needs --data: the training split it fine-tunes on")
+        before = record
+        plan_ft, ft = _finetune(qplan, data=data, epochs=finetune, lr=finetune_lr, steps=n_steps, seed=seed,
+                                encoding=encoding, on_progress=on_progress)
+        qplan, calib = calibrate(plan_ft, xc, source=source, search=calibrate_search, batch_size=batch_size)
+        record = {**calib.to_dict(), "before_finetune": before, "finetune": ft}
+    kwargs = dict(dt=dt, fixed_point=fixed_point, fixed_tolerance=fixed_tolerance, reset=rule,
+                  lava_samples=lava_samples, batch_size=batch_size, qplan=qplan, reference_plan=bool(finetune),
+                  on_progress=on_progress)
+    want = lava_samples if lava_samples is not None else DEFAULT_LAVA_SAMPLES
     if verify == "all":
         from spikesmith.data import make_loaders
 
-        _, test, _ = make_loaders(data, batch_size=batch_size or 256, steps=n_steps, seed=seed,
-                                  encoding=arch.get("encoding") or graph_encoding(graph))
+        _, test, _ = make_loaders(data, batch_size=batch_size or 256, steps=n_steps, seed=seed, encoding=encoding)
 
         def batches():
             for xb, yb in test:
@@ -236,22 +313,107 @@ def compile_to_lava(model_path: str | Path, *, out_dir: str | Path, fixed_point:
                 _check_input_shape(flat, xb, data)
                 yield xb, np.asarray(yb)
 
-        result = run_verify(graph, batches=batches, samples=len(test.dataset), **kwargs)
+        sample = np.concatenate([xb for xb, _ in _first(batches(), want)], axis=1)[:, :want]
+        run = lambda: run_verify(graph, batches=batches, samples=len(test.dataset), **kwargs)  # noqa: E731
     else:
         labels = None
         if data is not None:
-            x, labels = _dataset_batch(data, n=verify, steps=n_steps, seed=seed,
-                                       encoding=arch.get("encoding") or graph_encoding(graph))
+            x, labels = _dataset_batch(data, n=verify, steps=n_steps, seed=seed, encoding=encoding)
             _check_input_shape(flat, x, data)
         else:
-            in_shape = flat.output_shape(flat.inputs[0])
             rng = np.random.default_rng(seed)
             x = (rng.random((n_steps, verify, *in_shape)) < rate).astype(np.float64)
-        result = run_verify(graph, x, labels=labels, **kwargs)
-    out = Path(out_dir)
-    io.write_json(out / "verification.json", result.to_dict())
-    io.write_text(out / "verification.md", render_verification(result) + "\n\n" + render(result.resources) + "\n")
+        sample = x[:, :want]
+        run = lambda: run_verify(graph, x, labels=labels, **kwargs)  # noqa: E731
+    with io.output_dir(out):
+        result = run()
+        sample_out = run_quantised(qplan, sample, batch_size=batch_size).output
+        write_bundle(out, qplan, calibration=record, resources=result.resources,
+                     verification=result.to_dict(), sample_input=sample, sample_output=sample_out,
+                     producer=f"spikesmith {_version()}")
+        io.write_text(out / "verification.md", render_verification(result) + "\n\n" + render(result.resources) + "\n")
     return result, notice
+
+
+def _finetune(qplan, *, data: str, epochs: int, lr: float, steps: int, seed: int, encoding: str | None,
+              on_progress: Progress | None):
+    """(the fine-tuned plan on the chip grid, its record): :class:`~spikesmith.compile.qat.PlanNetwork`
+    trained by :func:`spikesmith.train.fit` on the training split of ``data`` (CPU, seeded)."""
+    from spikesmith.compile.qat import PlanNetwork
+    from spikesmith.data import make_loaders
+    from spikesmith.seeding import epoch_order
+    from spikesmith.train import TrainConfig, fit
+
+    options.integer("--finetune", epochs, low=1, high=options.MAX_EPOCHS)
+    cfg = TrainConfig(epochs=epochs, lr=lr, seed=seed, device="cpu", amp=False, warmup_epochs=0.0)
+    train, test, _ = make_loaders(data, batch_size=64, steps=steps, seed=seed, encoding=encoding)
+    net = PlanNetwork(qplan)  # no random initialisation: the calibrated plan's weights
+    result = fit(net, epoch_order(train, seed), lambda: test, cfg,
+                 on_progress=lambda row: _emit(on_progress, "finetune", row))
+    return net.snapped_plan(), {"epochs": epochs, "lr": lr, "data": data, "train_accuracy": result.train_accuracy,
+                                "test_accuracy_on_grid": result.test_accuracy}
+
+
+def _first(it, n: int):
+    """Chunks of ``it`` until they hold at least ``n`` samples."""
+    got = 0
+    for xb, yb in it:
+        yield xb, yb
+        got += xb.shape[1]
+        if got >= n:
+            return
+
+
+def _version() -> str:
+    from spikesmith import __version__
+
+    return __version__
+
+
+def load_bundle(path: str | Path):
+    """The deploy bundle in directory ``path`` (:class:`spikesmith.compile.bundle.Bundle`)."""
+    from spikesmith.compile.bundle import read_bundle
+
+    return read_bundle(path)
+
+
+def run_bundle(bundle_path: str | Path, input_path: str | Path | None, *, target: str, out: str | Path,
+               fixed_point: bool = False, batch_size: int | None = None, on_progress: Progress | None = None):
+    """Run a deploy bundle on a fixed-point target and save the output; returns (trace, check).
+
+    ``target``: 'loihi', or 'lava' with ``fixed_point``. Without ``input_path`` the bundle runs the
+    inputs it was verified on and ``check`` says whether it reproduced their recorded outputs
+    (True/False; None when an input was given)."""
+    from spikesmith.targets.loihi import run_quantised
+
+    if target == "lava" and not fixed_point:
+        raise InputError("a deploy bundle holds Loihi integers: run it with --target lava --fixed-point, or --target loihi")
+    if target not in ("loihi", "lava"):
+        raise InputError(f"a deploy bundle runs on --target loihi or lava --fixed-point, not {target!r}")
+    if batch_size is not None and batch_size < 1:
+        raise InputError(f"--batch-size must be a positive number of samples, got {batch_size}")
+    options.optional_integer("--batch-size", batch_size, low=1, high=options.MAX_SAMPLES)
+    out = io.check_output(out, kind="file", inputs=[input_path, bundle_path], what="output")
+    b = load_bundle(bundle_path)
+    check = None
+    if input_path is None:
+        if b.sample_input is None:
+            raise InputError(f"{bundle_path}: the bundle holds no verification inputs; give --input X.npy")
+        x = b.sample_input
+    else:
+        x = io.load_array(input_path)
+        _check_bundle_input(b, x, input_path)
+    trace = run_quantised(b.qplan, x, target=target, batch_size=batch_size, on_progress=on_progress)
+    if input_path is None:
+        check = bool(np.array_equal(trace.output, b.sample_output))
+    io.save_array(out, trace.output)
+    return trace, check
+
+
+def _check_bundle_input(b, x: np.ndarray, where) -> None:
+    shape = b.input_shape
+    if x.ndim != 2 + len(shape) or tuple(x.shape[2:]) != tuple(shape):
+        raise InputError(f"{where}: input has shape {x.shape}; the bundle expects (T, B, {', '.join(map(str, shape))})")
 
 
 def load_graph(path: str | Path, *, type_check: bool = True):
@@ -303,7 +465,7 @@ def run_file(graph_path: str | Path, input_path: str | Path, *, target: str, out
              dt: float | None = None, type_check: bool = True, reset: str | None = None,
              reset_timing: str | None = None, fixed_point: bool = False, batch_size: int | None = None,
              on_progress: Progress | None = None) -> tuple[Any, str | None]:
-    """Run a NIR file on an input ``.npy`` and save the output; returns (trace, notice).
+    """Run a NIR file (or a model file) on an input ``.npy`` and save the output; returns (trace, notice).
 
     ``reset`` ('value' | 'subtract') and ``reset_timing`` ('immediate' | 'delayed') override the
     reset rule (:func:`resolve_reset`). Nothing is written when the run fails."""
@@ -313,7 +475,10 @@ def run_file(graph_path: str | Path, input_path: str | Path, *, target: str, out
         raise InputError(f"--fixed-point applies to the lava target (target {target!r}; 'loihi' is always fixed point)")
     if batch_size is not None and batch_size < 1:
         raise InputError(f"--batch-size must be a positive number of samples, got {batch_size}")
-    graph = load_graph(graph_path, type_check=type_check)
+    options.optional_integer("--batch-size", batch_size, low=1, high=options.MAX_SAMPLES)
+    options.optional_number("--dt", dt, low=0.0, low_open=True, high=3600.0)
+    out = io.check_output(out, kind="file", inputs=[graph_path, input_path], what="output")
+    graph, _ = _model_graph(graph_path, type_check=type_check)
     x = io.load_array(input_path)
     dt, rule, notice = resolve_semantics(graph, dt, reset, reset_timing)
     _check_input_shape(graph, x, input_path)
@@ -423,7 +588,7 @@ def _demo(out: Path, cfg: DemoConfig, on_progress: Progress | None) -> dict:
                                 seed=cfg.seed, encoding=cfg.encoding, on_progress=on_progress)
     io.write_jsonl(out / "search.jsonl", found.history)
     timings["evolve"] = time.perf_counter() - t
-    _emit(on_progress, "stage", {"done": "evolve", "best": found.best.values, "score": found.best.fitness.score})
+    _emit(on_progress, "stage", {"done": "evolve", "best": found.best.values, "score": found.best.score})
 
     t = time.perf_counter()
     model, _, trained = train_model(found.best.values, steps=cfg.steps, epochs=cfg.epochs,
@@ -473,7 +638,7 @@ def _demo(out: Path, cfg: DemoConfig, on_progress: Progress | None) -> dict:
         "agreement": {"output_spikes_identical": same_out, "per_node": layer_match},
         "per_sample_seconds": {"norse": ref.per_sample_seconds(), "lava": lava.per_sample_seconds(),
                                "lava_compile": lava.compile_seconds},
-        "search": {"best": found.best.values, "rdm_score": found.best.fitness.score,
+        "search": {"best": found.best.values, "rdm_score": found.best.score,
                    "evaluated": found.evaluated},
         "training": {"epochs": cfg.epochs, "test_accuracy": trained.test_accuracy, "device": trained.device,
                      "encoding": cfg.encoding, "time_steps": cfg.steps},

@@ -83,6 +83,12 @@ def compile_cmd(model: Path = typer.Argument(..., help="Model file (model.pt) or
                 data: Optional[str] = typer.Option(None, help="Draw verification inputs from this dataset."),
                 steps: Optional[int] = typer.Option(None, help="Time steps of the verification inputs."),
                 tolerance: float = typer.Option(0.9, help="Fixed-point output spike agreement required."),
+                calibration_samples: int = typer.Option(256, "--calibration-samples",
+                                                        help="Training samples (of --data; else random spikes) that "
+                                                             "choose the fixed-point scales."),
+                finetune: int = typer.Option(0, "--finetune", help="Epochs of quantisation-aware fine-tuning on the "
+                                             "training split of --data (weights on the chip grid; 0: none)."),
+                finetune_lr: float = typer.Option(1e-3, "--finetune-lr", help="Learning rate of --finetune."),
                 reset: Optional[str] = _reset_option(),
                 reset_timing: Optional[str] = _reset_timing_option(),
                 type_check: bool = typer.Option(True, "--type-check/--no-type-check",
@@ -104,11 +110,14 @@ def compile_cmd(model: Path = typer.Argument(..., help="Model file (model.pt) or
         result, notice = api.compile_to_lava(model, out_dir=out, fixed_point=fixed_point, verify=verify, dt=dt,
                                              data=data, steps=steps, fixed_tolerance=tolerance, type_check=type_check,
                                              reset=reset, reset_timing=reset_timing, lava_samples=lava_samples,
-                                             batch_size=batch_size, on_progress=_console().progress)
+                                             batch_size=batch_size, calibration_samples=calibration_samples,
+                                             finetune=finetune, finetune_lr=finetune_lr,
+                                             on_progress=_console().progress)
         _notes(notice)
         typer.echo(render(result.resources))
         typer.echo(render_verification(result).splitlines()[-1])
-        typer.echo(f"wrote {out / 'verification.json'} and verification.md")
+        typer.echo(f"wrote the deploy bundle {out} (manifest.json, network.json, weights.npz, verification.json) "
+                   "and verification.md")
         return 0 if result.ok else 1
     path, notice = api.compile_model(model, out=out, to=to, dt=dt, reset=reset, reset_timing=reset_timing,
                                      type_check=type_check, for_framework=for_framework)
@@ -117,10 +126,12 @@ def compile_cmd(model: Path = typer.Argument(..., help="Model file (model.pt) or
 
 
 @app.command("run")
-def run_cmd(model: Path = typer.Argument(..., help="NIR file."),
+def run_cmd(model: Path = typer.Argument(..., help="NIR file, model file (model.pt), or a deploy bundle directory "
+                                                   "(compile --to lava)."),
             target: str = typer.Option("norse", help="norse (float reference), lava, or loihi (the fixed-point "
                                                      "engine, bit-exact to lava --fixed-point)."),
-            input: Path = typer.Option(..., "--input", help="Input .npy shaped (T, B, *input_shape)."),
+            input: Optional[Path] = typer.Option(None, "--input", help="Input .npy shaped (T, B, *input_shape) "
+                                                 "(a bundle without it runs the inputs it was verified on)."),
             out: Path = typer.Option(..., "-o", "--out", help="Output .npy (T, B, *output_shape)."),
             dt: Optional[float] = typer.Option(None, help="Time step in seconds (default: the graph's, else 1e-3)."),
             fixed_point: bool = typer.Option(False, "--fixed-point", help="lava: run Lava's bit-accurate models."),
@@ -130,9 +141,19 @@ def run_cmd(model: Path = typer.Argument(..., help="NIR file."),
             reset_timing: Optional[str] = _reset_timing_option(),
             type_check: bool = typer.Option(True, "--type-check/--no-type-check",
                                             help="Let nir check the graph's types when reading.")):
-    """Simulate a NIR graph on a target and save its output."""
+    """Simulate a NIR graph, a model file or a deploy bundle (on loihi or lava --fixed-point) and save its output."""
     from spikesmith import api
+    from spikesmith.errors import InputError
 
+    if model.is_dir():
+        trace, check = api.run_bundle(model, input, target=target, out=out, fixed_point=fixed_point,
+                                      batch_size=batch_size)
+        typer.echo(f"wrote {out}: output {tuple(trace.output.shape)} from {trace.target} on the bundle {model}"
+                   + ("" if check is None else f"; {'reproduces' if check else 'DOES NOT reproduce'} the verified "
+                      "outputs"))
+        return 0 if check is not False else 1
+    if input is None:
+        raise InputError("--input X.npy is needed to run a NIR file")
     trace, notice = api.run_file(model, input, target=target, out=out, dt=dt, type_check=type_check, reset=reset,
                                  reset_timing=reset_timing, fixed_point=fixed_point, batch_size=batch_size)
     _notes(notice)
@@ -162,33 +183,97 @@ def train_cmd(data: str = typer.Option("digits", help="Dataset name."),
                f"wrote {out / 'model.pt'}")
 
 
-@evolve_app.command("search")
-def evolve_search(population: int = typer.Option(8), generations: int = typer.Option(3),
-                  seed: int = typer.Option(0), steps: int = typer.Option(8),
-                  out: Optional[Path] = typer.Option(None, "-o", "--out",
-                                                     help="Write search.jsonl and model.pt (the best network) here.")):
-    """Training-free search of the conv-SNN space on digits."""
+# -- evolve: one option shape for search, nas and gee (spikesmith.evolve.driver.EvolveConfig)
+
+def _population(default: int):
+    return typer.Option(default, "--population", help="Individuals per generation.")
+
+
+def _generations(default: int):
+    return typer.Option(default, "--generations", help="Generations after the initial one (0: evaluate it only).")
+
+
+def _seed():
+    return typer.Option(0, "--seed", help="Seed of the whole run.")
+
+
+def _backend():
+    return typer.Option("local", "--backend", help="Where candidates are evaluated: local, process, dask or ray.")
+
+
+def _cluster():
+    return typer.Option(None, "--cluster", help="Attach to a running cluster instead of starting one: "
+                        "tcp://host:port (Dask) or ray://host:port / auto (Ray).")
+
+
+def _workers():
+    return typer.Option(2, "--workers", help="Workers the process/dask/ray backends start.")
+
+
+def _resume():
+    return typer.Option(False, "--resume", help="Continue a killed run from OUT/checkpoint.pt.")
+
+
+def _out(name: str):
+    return typer.Option(Path(f"out/{name}"), "-o", "--out", help="Output directory (checkpoint.pt, "
+                        "generations.jsonl, generations.png, model.pt, ...).")
+
+
+def _evolve(problem: str, cfg, out: Path, resume: bool):
+    """Run an evolution problem with progress on the console; returns its result."""
     from spikesmith import api
 
-    r = api.evolve_architecture(population=population, generations=generations, seed=seed, steps=steps,
-                                out_dir=out, on_progress=_console().progress)
-    typer.echo(f"best genes {r.best.values} (RDM score {r.best.fitness.score:.4f}, {r.best.parameters} parameters)"
-               + (f"; wrote {Path(out) / 'model.pt'} and search.jsonl" if out else ""))
+    return api.evolve(problem, cfg, out_dir=out, resume=resume, on_progress=_console().progress)
+
+
+@evolve_app.command("search")
+def evolve_search(population: int = _population(8), generations: int = _generations(3), seed: int = _seed(),
+                  backend: str = _backend(), cluster: Optional[str] = _cluster(), workers: int = _workers(),
+                  resume: bool = _resume(), out: Path = _out("search"),
+                  data: str = typer.Option("digits", help="Dataset name."),
+                  steps: int = typer.Option(8, help="Time steps per sample."),
+                  samples: int = typer.Option(256, help="Samples in the fitness batch."),
+                  metric: str = typer.Option("hamming", help="RDM metric: hamming or pearson.")):
+    """Training-free search of the conv-SNN space (RDM fitness); writes OUT/model.pt (the best, untrained)."""
+    from spikesmith.evolve import EvolveConfig
+    from spikesmith.evolve.conv_search import ConvOptions
+
+    cfg = EvolveConfig(population=population, generations=generations, seed=seed, backend=backend, cluster=cluster,
+                       workers=workers, data=data, steps=steps, options=ConvOptions(samples=samples, metric=metric))
+    r = _evolve("search", cfg, out, resume)
+    typer.echo(f"best genes {r.best.values} (RDM score {r.best.score:.4f}, {r.best.parameters:,} parameters); "
+               f"wrote {out / 'model.pt'} and generations.jsonl")
 
 
 @evolve_app.command("gee")
-def evolve_gee(arch: str = typer.Option("digits", help="digits, vgg11, resnet18 or resnet19."),
-               genes: str = typer.Option("16", help="Number of genes g (a comma list with --params-only)."),
+def evolve_gee(population: int = _population(8), generations: int = _generations(7), seed: int = _seed(),
+               backend: str = _backend(), cluster: Optional[str] = _cluster(), workers: int = _workers(),
+               resume: bool = _resume(), out: Path = _out("gee"),
                data: str = typer.Option("digits", help="Dataset name."),
-               population: int = typer.Option(8), generations: int = typer.Option(8),
-               final_epochs: int = typer.Option(8), steps: int = typer.Option(4), seed: int = typer.Option(0),
-               out: Path = typer.Option(Path("out/gee"), "-o", "--out"),
-               resume: bool = typer.Option(False, help="Continue a killed run from out/checkpoint.pt."),
+               steps: int = typer.Option(4, help="Time steps per sample."),
+               arch: str = typer.Option("digits", help="digits, vgg11, resnet18 or resnet19."),
+               genes: str = typer.Option("16", help="Number of genes g (a comma list with --params-only)."),
+               dense: bool = typer.Option(False, "--dense", help="Dense weights instead of GEE (the baseline)."),
+               epochs_per_generation: int = typer.Option(1, help="Training epochs of each individual per generation."),
+               final_epochs: int = typer.Option(8, help="Epochs the best is trained after the last generation."),
+               max_batches: Optional[int] = typer.Option(None, help="Batches per epoch (default: all)."),
+               batch_size: int = typer.Option(64, help="Training batch size."),
+               lr: float = typer.Option(3e-3, help="Learning rate (cosine decay over the run)."),
+               tournament: int = typer.Option(3, help="Tournament size."),
+               elite: int = typer.Option(1, help="Fittest individuals copied unchanged."),
+               crossover_rate: float = typer.Option(0.9, help="Probability of crossover."),
+               mutation_sigma: float = typer.Option(0.05, help="Mutation noise relative to each tensor's std."),
+               sign: float = typer.Option(-1.0, help="Sign s of the temporal term: -1, 0 or +1."),
                device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
                params_only: bool = typer.Option(False, "--params-only", help="Print the parameter report only.")):
-    """Evolve a genetically encoded (GEE) network with STE, or print its parameter compression per g."""
+    """Evolve a genetically encoded (GEE) network with spatio-temporal evolution, or print its parameter
+    compression per g."""
+    from dataclasses import replace
+
+    from spikesmith import options
     from spikesmith.errors import InputError
-    from spikesmith.evolve.gee import gee_params_table, run_gee_evolution
+    from spikesmith.evolve import EvolveConfig
+    from spikesmith.evolve.gee import SteOptions, gee_params_table
 
     try:
         gs = [int(g) for g in genes.split(",") if g.strip()]
@@ -199,37 +284,55 @@ def evolve_gee(arch: str = typer.Option("digits", help="digits, vgg11, resnet18 
         return
     if len(gs) != 1:
         raise InputError("--genes: give one value for a run (a list only with --params-only)")
-    con = _console()
-    r = run_gee_evolution(data=data, arch=arch, genes=gs[0], population=population, generations=generations,
-                          final_epochs=final_epochs, steps=steps, seed=seed, out_dir=out, resume=resume,
-                          device=device, on_progress=lambda row: con.progress("gee", row))
+    options.number("--lr", lr, low=0.0, low_open=True, high=10.0)
+    base = SteOptions()
+    opts = SteOptions(arch=arch, genes=gs[0], encoded=not dense, device=device,
+                      epochs_per_generation=epochs_per_generation, final_epochs=final_epochs, max_batches=max_batches,
+                      batch_size=batch_size, train=replace(base.train, lr=lr), tournament=tournament, elite=elite,
+                      crossover_rate=crossover_rate, mutation_sigma=mutation_sigma, sign=sign)
+    cfg = EvolveConfig(population=population, generations=generations, seed=seed, backend=backend, cluster=cluster,
+                       workers=workers, data=data, steps=steps, options=opts)
+    r = _evolve("gee", cfg, out, resume)
     typer.echo(f"test accuracy {r.test_accuracy:.3f} with {r.params:,} trained parameters "
-               f"({100 * r.compression:.1f}% fewer than dense); wrote {out}")
+               f"({100 * r.compression:.1f}% fewer than dense); wrote {out / 'model.pt'}")
 
 
 @evolve_app.command("nas")
-def evolve_nas(data: str = typer.Option("digits", help="Dataset name."),
-               generations: int = typer.Option(10), population: int = typer.Option(20),
-               seed: int = typer.Option(0), steps: int = typer.Option(6),
-               out: Path = typer.Option(Path("out/nas"), "-o", "--out"),
-               resume: bool = typer.Option(False, help="Continue a killed search from OUT/checkpoint.json."),
-               backend: str = typer.Option("local", help="local, process or dask."),
-               workers: int = typer.Option(2, help="Workers of the process/dask backends."),
+def evolve_nas(population: int = _population(20), generations: int = _generations(10), seed: int = _seed(),
+               backend: str = _backend(), cluster: Optional[str] = _cluster(), workers: int = _workers(),
+               resume: bool = _resume(), out: Path = _out("nas"),
+               data: str = typer.Option("digits", help="Dataset name."),
+               steps: int = typer.Option(6, help="Time steps per sample."),
+               offspring: Optional[int] = typer.Option(None, help="Offspring per generation (default: population)."),
+               cells: int = typer.Option(3, help="Cells of the multi-scale network."),
+               channels: int = typer.Option(16, help="Channels of the first stage."),
+               fitness_batch: int = typer.Option(64, help="Samples per fitness batch."),
+               fitness_batches: int = typer.Option(1, help="Fitness batches per candidate."),
+               metric: str = typer.Option("hamming", help="RDM metric: hamming or pearson."),
+               variant: str = typer.Option("free", help="RDM score: free (label-free) or label."),
+               crossover_prob: float = typer.Option(0.9, help="Two-point crossover probability."),
+               mutation_eta: float = typer.Option(3.0, help="Polynomial mutation distribution index."),
                train: int = typer.Option(0, help="Then train the best network this many epochs and run it on "
                                                  "Norse and Lava (0: search only)."),
                deploy_samples: Optional[int] = typer.Option(None, help="Test samples for the targets (default: all).")):
-    """MSE-NAS: multi-scale architecture search (NSGA-II, training-free RDM fitness)."""
-    from spikesmith import api
-    from spikesmith.evolve.nas import run_nas
+    """MSE-NAS: multi-scale architecture search (NSGA-II on RDM score, SOPs and parameters)."""
+    from spikesmith import api, options
+    from spikesmith.evolve import EvolveConfig
+    from spikesmith.evolve.nas import NasOptions
 
-    con = _console()
-    r = run_nas(data=data, generations=generations, population=population, seed=seed, out_dir=out,
-                resume=resume, backend=backend, workers=workers, steps=steps,
-                on_progress=lambda row: con.progress("nas", row))
+    options.integer("--train", train, low=0, high=options.MAX_EPOCHS)
+    options.optional_integer("--deploy-samples", deploy_samples, low=1, high=options.MAX_SAMPLES)
+    opts = NasOptions(offspring=offspring, cells=cells, channels=channels, fitness_batch=fitness_batch,
+                      fitness_batches=fitness_batches, metric=metric, variant=variant, crossover_prob=crossover_prob,
+                      mutation_eta=mutation_eta)
+    cfg = EvolveConfig(population=population, generations=generations, seed=seed, backend=backend, cluster=cluster,
+                       workers=workers, data=data, steps=steps, options=opts)
+    r = _evolve("nas", cfg, out, resume)
     typer.echo(f"Pareto front of {len(r.front)} ({r.evaluated} evaluated, {r.seconds:.0f} s); best RDM score "
                f"{r.best.score:.4f} ({r.best.params:,} parameters, {r.best.synops:,.0f} synaptic ops/sample); "
-               f"wrote {out}/pareto.json")
+               f"wrote {out}/pareto.json and model.pt")
     if train:
+        con = _console()
         rows = api.train_nas_best(out, epochs=train, seed=seed, deploy_samples=deploy_samples,
                                   out_dir=Path(out) / "trained", on_progress=con.progress)
         typer.echo("test accuracy " + ", ".join(f"{k} {v:.3f}" for k, v in rows[0]["accuracy"].items()))
@@ -271,9 +374,55 @@ class Interrupted(KeyboardInterrupt):
 _signals: list[int] = []  # signals received during this main() call
 
 
+_fork = {"gen": 0, "active": False}  # set from just before a fork until shortly after its callbacks ran
+_deferred: list[int] = []  # signals that arrived during a fork, delivered again once it is done
+
+
 def _raise_interrupted(signum, frame) -> None:
+    if _fork["active"]:
+        # An exception raised inside an at-fork callback (logging's lock release runs in the parent
+        # after every fork of a worker) is printed and dropped: the signal would be lost. Deliver it
+        # again once the fork is over instead.
+        _deferred.append(signum)
+        return
     _signals.append(signum)
     raise Interrupted(signum)
+
+
+def _fork_begins() -> None:
+    _fork["gen"] += 1
+    _fork["active"] = True
+
+
+def _fork_over(gen: int) -> None:
+    if _fork["gen"] != gen:  # another fork began meanwhile: its own timer ends it
+        return
+    _fork["active"] = False
+    if _deferred:
+        signum = _deferred[0]
+        _deferred.clear()
+        os.kill(os.getpid(), signum)
+
+
+def _fork_ends() -> None:
+    # The other after-fork callbacks (registered before or after ours) run right after this one, in
+    # the main thread: the fork counts as over a moment later, from another thread.
+    threading.Timer(0.05, _fork_over, (_fork["gen"],)).start()
+
+
+def _fork_ends_in_child() -> None:
+    _fork["active"] = False
+    _deferred.clear()
+
+
+_fork_hooks: list[bool] = []
+
+
+def _guard_forks() -> None:
+    """Register the at-fork callbacks once."""
+    if not _fork_hooks:
+        os.register_at_fork(before=_fork_begins, after_in_parent=_fork_ends, after_in_child=_fork_ends_in_child)
+        _fork_hooks.append(True)
 
 
 # OS errors a user can fix (a path, a permission, a full or read-only disk): one line, exit 2
@@ -292,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = {}
     _signals.clear()
     if threading.current_thread() is threading.main_thread():
+        _guard_forks()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             previous[sig] = signal.signal(sig, _raise_interrupted)
     try:

@@ -193,9 +193,14 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
+def json_bytes(obj: Any) -> bytes:
+    """``obj`` as indented UTF-8 JSON (numpy values converted), the bytes :func:`write_json` writes."""
+    return (json.dumps(obj, indent=2, default=_json_default, allow_nan=False) + "\n").encode("utf-8")
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Atomically write ``obj`` as indented JSON (numpy values converted)."""
-    return write_text(path, json.dumps(obj, indent=2, default=_json_default, allow_nan=False) + "\n")
+    return write_bytes(path, json_bytes(obj))
 
 
 def read_json(path: str | os.PathLike) -> Any:

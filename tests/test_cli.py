@@ -58,7 +58,7 @@ def test_run_without_stored_dt_says_which_dt_it_used(tmp_path):
     (["run", "{g}", "--input", "nothere.npy", "-o", "y.npy"], "nothere.npy: input file not found"),
     (["run", "{g}", "--input", "{bad}", "-o", "y.npy"], "input has shape (4, 2, 5); expected (T, B, 6)"),
     (["run", "{g}", "--target", "loihi9", "--input", "{x}", "-o", "y.npy"], "unknown target 'loihi9'"),
-    (["run", "{g}", "--input", "{x}", "-o", "y.npy", "--dt", "-1"], "--dt must be a positive"),
+    (["run", "{g}", "--input", "{x}", "-o", "y.npy", "--dt", "-1"], "--dt: expected a finite number in (0, 3600]"),
     (["run", "{junk}", "--input", "{x}", "-o", "y.npy"], "not a NIR file"),
     (["run", "{g}", "--bogus"], "No such option: --bogus"),
     (["compile", "{x}", "--to", "nir", "-o", "o.nir"], "unreadable checkpoint"),
@@ -116,8 +116,12 @@ def test_compile_to_lava_verifies_and_exits_by_verdict(graph_file, tmp_path):
     report = io.read_json(tmp_path / "v" / "verification.json")
     assert report["ok"] and report["comparisons"][0]["identical"]
     assert report["resources"]["cores"] >= 2
-    # an impossible tolerance makes fixed point fail: exit code 1, the report says why
-    r = cli("compile", g, "--to", "lava", "--fixed-point", "--verify", "4", "--tolerance", "1.01", "-o", tmp_path / "w")
+    # exact agreement demanded of a wider net whose fixed point rounds some spikes away: exit 1, the report says why
+    wide = ff_graph(seed=1, n_hidden=40)
+    wide.metadata = {"spikesmith.dt": 1e-3}
+    io.write_nir(tmp_path / "wide.nir", wide)
+    r = cli("compile", tmp_path / "wide.nir", "--to", "lava", "--fixed-point", "--verify", "16", "--tolerance", "1",
+            "-o", tmp_path / "w")
     assert r.returncode == 1
     assert "fixed point OUTSIDE tolerance" in r.stdout
 

@@ -86,7 +86,7 @@ class LayerQuant:
     weight_exp: dict[str, int] = field(default_factory=dict)
     weight_rel_error: dict[str, float] = field(default_factory=dict)
     bias_rel_error: float = 0.0
-    u_headroom: float | None = None  # 2**23 / max|u| of a fixed-point run
+    u_headroom: float | None = None  # 2**23 / max|u| of a fixed-point run (None: no run, or u stayed 0)
     v_headroom: float | None = None
 
     def to_dict(self) -> dict:
@@ -169,8 +169,8 @@ class QuantisedPlan:
         rows = []
         for row in self.report:
             pu, pv = peaks.get(row.name, (0.0, 0.0))
-            rows.append(dataclasses.replace(row, u_headroom=UV_LIMIT / pu if pu > 0 else float("inf"),
-                                            v_headroom=UV_LIMIT / pv if pv > 0 else float("inf")))
+            rows.append(dataclasses.replace(row, u_headroom=UV_LIMIT / pu if pu > 0 else None,
+                                            v_headroom=UV_LIMIT / pv if pv > 0 else None))
         return dataclasses.replace(self, report=tuple(rows))
 
 
@@ -294,13 +294,14 @@ def _fit_threshold(name: str, vth: int, cap: int, conns: list[Connection], in_sc
 
 
 def quantise(plan: Plan, cfg: QuantConfig = QuantConfig(), *, peaks: Mapping[str, float] | None = None,
-             integer_input: bool = False) -> QuantisedPlan:
+             integer_input: bool = False, vth_caps: Mapping[str, int] | None = None) -> QuantisedPlan:
     """The Loihi integer form of ``plan`` (a :class:`QuantisedPlan` with its per-population report).
 
     ``peaks``: per population, the largest |u| or |v| (in thresholds) of a floating-point run of
     the data to be run; it caps the state scale so that the data keeps 2x headroom in 24 bits.
     ``integer_input``: the input holds integers (spike counts), sent unscaled when the config
-    leaves the input's fraction bits open. Raises GraphError naming the node and the limit when a
+    leaves the input's fraction bits open. ``vth_caps``: per population, a largest threshold
+    mantissa below the config's (calibration's choice of state scale). Raises GraphError naming the node and the limit when a
     weight, threshold, bias or state cannot fit Loihi's formats.
     """
     peaks = peaks or {}
@@ -322,7 +323,8 @@ def quantise(plan: Plan, cfg: QuantConfig = QuantConfig(), *, peaks: Mapping[str
                         "at the smallest threshold mantissa 1)")
                 cap = 1
         caps[name] = cap
-    provisional = {n: min(cfg.max_vth_mant, cap) for n, cap in caps.items()}
+    vth_caps = vth_caps or {}
+    provisional = {n: min(cfg.max_vth_mant, cap, vth_caps.get(n, cap)) for n, cap in caps.items()}
     for pop in plan.neurons:  # until set below (a recurrent edge from a later population reads this guess)
         if not pop.spiking:
             in_scale[pop.name] = float(units.state_scale(provisional[pop.name]))

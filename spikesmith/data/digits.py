@@ -91,23 +91,34 @@ def digits_loaders(*, batch_size: int, steps: int, encoding: str = "direct", see
     ``encoding`` is ``"direct"`` (analog pixel every step) or ``"rate"`` (Bernoulli spikes; each
     sample's spikes are fixed by ``seed``). ``data_dir`` is ignored: the data ship with scikit-learn.
     """
-    import torch
-
-    from spikesmith.data.batching import DatasetInfo, InMemorySamples, build_loaders, check_batch_args
-    from spikesmith.data.encode import direct, rate
+    from spikesmith.data.batching import check_batch_args
 
     check_batch_args(batch_size=batch_size, steps=steps, seed=seed)
     _check_encoding("digits", encoding, ("direct", "rate"))
     split = load_digits_split(seed=seed, test_fraction=test_fraction)
+    return image_split_loaders("digits", split, batch_size=batch_size, steps=steps, encoding=encoding, seed=seed)
+
+
+def image_split_loaders(name: str, split: DigitsSplit, *, batch_size: int, steps: int, encoding: str, seed: int):
+    """Return Loaders over an image split encoded once in memory: x (T, B, C, H, W) float32, y (B,).
+
+    ``encoding`` "direct" repeats the analog image every step; "rate" draws Bernoulli spikes whose
+    train and test streams come from ``SeedSequence(seed).spawn(2)``.
+    """
+    import torch
+
+    from spikesmith.data.batching import DatasetInfo, InMemorySamples, build_loaders
+    from spikesmith.data.encode import direct, rate
+
     train_seq, test_seq = np.random.SeedSequence(seed).spawn(2)
 
     def encode(x: np.ndarray, seq: np.random.SeedSequence) -> "torch.Tensor":
         tb = direct(x, steps) if encoding == "direct" else rate(x, steps, seed=seq)
-        return torch.from_numpy(np.ascontiguousarray(np.swapaxes(tb, 0, 1)))  # (N, T, 1, 8, 8)
+        return torch.from_numpy(np.ascontiguousarray(np.swapaxes(tb, 0, 1)))  # (N, T, C, H, W)
 
     train = InMemorySamples(encode(split.x_train, train_seq), torch.from_numpy(split.y_train))
     test = InMemorySamples(encode(split.x_test, test_seq), torch.from_numpy(split.y_test))
-    info = DatasetInfo(name="digits", input_shape=split.input_shape, num_classes=split.num_classes,
+    info = DatasetInfo(name=name, input_shape=split.input_shape, num_classes=split.num_classes,
                        steps=steps, encoding=encoding, n_train=len(train), n_test=len(test))
     return build_loaders(train, test, batch_size=batch_size, seed=seed, info=info)
 

@@ -53,7 +53,7 @@ def direct(x, steps: int):
     """
     steps = _check_steps(steps)
     arr = _as_numpy(x, "x").astype(np.float32, copy=False)
-    out = np.ascontiguousarray(np.broadcast_to(arr[None], (steps, *arr.shape)))
+    out = np.broadcast_to(arr[None], (steps, *arr.shape)).copy()  # writable also when steps == 1
     return _like_input(out, x)
 
 

@@ -1,14 +1,16 @@
-"""Find the network: genomes, training-free fitness and search.
+"""Find the network: genomes, training-free fitness, and one evolution driver with its problems.
 
 May import ``spikesmith.nn`` (phenotypes) and ``spikesmith.train``; never targets/ or energy/.
-GEE/STE lives in :mod:`spikesmith.evolve.gee`, MSE-NAS in :mod:`spikesmith.evolve.nas`.
+The driver is :mod:`spikesmith.evolve.driver`; its problems are the conv-SNN search
+(:mod:`spikesmith.evolve.conv_search`), MSE-NAS (:mod:`spikesmith.evolve.nas`) and GEE with
+spatio-temporal evolution (:mod:`spikesmith.evolve.gee`).
 """
 
+from spikesmith.evolve.driver import EvolveConfig, evolve
 from spikesmith.evolve.fitness import Fitness, network_fitness, spike_rdm
 from spikesmith.evolve.genome import CONV_SPACE, Gene, SearchSpace, build_conv_snn
-from spikesmith.evolve.search import Candidate, SearchResult, search
 
 __all__ = [
-    "CONV_SPACE", "Candidate", "Fitness", "Gene", "SearchResult", "SearchSpace",
-    "build_conv_snn", "network_fitness", "search", "spike_rdm",
+    "CONV_SPACE", "EvolveConfig", "Fitness", "Gene", "SearchSpace", "build_conv_snn", "evolve",
+    "network_fitness", "spike_rdm",
 ]

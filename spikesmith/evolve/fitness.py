@@ -141,11 +141,71 @@ def network_fitness(
 ) -> Fitness:
     """Training-free fitness of ``model`` (a :class:`~spikesmith.nn.Network`) on one batch ``x`` (T, B, ...).
 
-    One forward pass records every neuron layer's spikes; RDMs of those layers are averaged.
+    One forward pass (``torch.inference_mode``: no autograd records) records every neuron layer's
+    spikes; RDMs of those layers are averaged.
     """
-    with torch.no_grad():
+    with torch.inference_mode():
         _, recorded = model(x, record=True)
     return fitness_from_spikes(list(recorded.values()), labels, metric=metric)
+
+
+def _layer_rdms(s: torch.Tensor, metrics: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """(B, B) RDMs of one layer's binary spikes ``s`` (T, B, N), one Gram matrix shared by every metric.
+
+    For binary vectors with counts c and inner products g: Hamming = (c_i + c_j - 2 g) / N, and the
+    Pearson correlation is (g - c_i c_j / N) / sqrt((c_i - c_i^2/N)(c_j - c_j^2/N)) (0 for a constant vector).
+    """
+    n = s.shape[-1]
+    counts = s.sum(-1)
+    gram = s @ s.transpose(1, 2)
+    out = {}
+    if "hamming" in metrics:
+        out["hamming"] = ((counts[:, :, None] + counts[:, None, :] - 2 * gram) / n).mean(0)
+    if "pearson" in metrics:
+        centred = gram - counts[:, :, None] * counts[:, None, :] / n
+        norm = torch.sqrt(torch.clamp(counts - counts * counts / n, min=0.0))
+        denom = norm[:, :, None] * norm[:, None, :]
+        corr = torch.where(denom > 0, centred / denom.clamp_min(1e-12), torch.zeros_like(centred))
+        out["pearson"] = (1.0 - corr).mean(0)
+    return out
+
+
+def fitness_variants(
+    spikes,
+    labels: torch.Tensor | None,
+    pairs,
+) -> dict[tuple[str, str], Fitness]:
+    """Every requested (variant, metric) Fitness of recorded spikes from one set of RDMs.
+
+    ``pairs`` holds ("label" | "free", "hamming" | "pearson"); each layer's Gram matrix is computed
+    once for all of them (:func:`_layer_rdms`), so scoring four variants costs about one. The
+    numbers equal :func:`fitness_from_spikes` for each pair (up to float rounding).
+    """
+    pairs = tuple(pairs)
+    spiking = list(spikes)
+    batch = spiking[0].shape[1] if spiking else 1
+    rates = tuple(float(o.float().mean()) for o in spiking)
+    spike_count = float(sum(o.float().sum() for o in spiking) / batch)
+    if not spiking or max(rates) < SILENT_RATE or max(rates) > SATURATED_RATE:
+        return {(v, m): Fitness(score=WORST, degenerate=True, firing_rates=rates, spike_count=spike_count,
+                                metric=m, variant=v) for v, m in pairs}
+    metrics = tuple(dict.fromkeys(m for _, m in pairs))
+    for m in metrics:
+        if m not in ("hamming", "pearson"):
+            raise ValueError(f"unknown RDM metric '{m}' (expected 'hamming' or 'pearson')")
+    per_layer = [_layer_rdms(o.reshape(o.shape[0], o.shape[1], -1).float(), metrics)
+                 for o, r in zip(spiking, rates) if r >= SILENT_RATE]
+    out = {}
+    for m in metrics:
+        rdm = torch.stack([d[m] for d in per_layer]).mean(0)
+        for v, mm in pairs:
+            if mm == m:
+                if v == "label" and labels is None:
+                    raise ValueError("the label-aware variant needs labels")
+                score = rdm_score(rdm, labels if v == "label" else None)
+                out[(v, m)] = Fitness(score=score, degenerate=False, firing_rates=rates, spike_count=spike_count,
+                                      metric=m, variant=v)
+    return out
 
 
 _PASS = (torch.nn.Flatten, torch.nn.Identity, torch.nn.AvgPool2d)

@@ -424,3 +424,36 @@ def to_trace(target: str, flat: FlatGraph, plan: Plan, x: np.ndarray, res: Mappi
     return Trace(target=target, dt=dt, input=x, output=output, activity=activity, states=res.get("states", {}),
                  seconds=seconds, compile_seconds=compile_seconds,
                  meta={"lags": {n: p.lag for n, p in plan.populations.items()}, "reset": plan.reset.describe(), **meta})
+
+
+def run_quantised(qplan: QuantisedPlan, x: np.ndarray, *, target: str = "loihi", batch_size: int | None = None,
+                  device: str | torch.device = "cpu", on_progress: Progress | None = None) -> Trace:
+    """Run a QuantisedPlan on its own (no NIR graph: e.g. a deploy bundle) for ``x`` (T, B, *input_shape).
+
+    ``target``: 'loihi' (this engine) or 'lava' (Lava's bit-accurate models). The trace holds the
+    input, the output and the populations the readouts read.
+    """
+    plan = qplan.plan
+    x = np.asarray(x, dtype=np.float64)
+    in_shape = plan.populations[plan.input].shape
+    if x.ndim != 2 + len(in_shape) or tuple(x.shape[2:]) != tuple(in_shape):
+        raise InputError(f"input has shape {x.shape}; the bundle expects (T, B, {', '.join(map(str, in_shape))})")
+    _batch_size(batch_size, x.shape[1])
+    t0 = time.perf_counter()
+    if target == "loihi":
+        res = Engine(qplan, device=device).run(x, record=False, batch_size=batch_size, on_progress=on_progress)
+        seconds, meta, name = time.perf_counter() - t0, {"wraps": res["wraps"], "saturations": res["saturations"]}, "loihi"
+    elif target == "lava":
+        from spikesmith.targets.lava.network import LavaNetwork
+
+        outputs, _, info = LavaNetwork(qplan, record=False).run(x, batch_size=batch_size, on_progress=on_progress)
+        res, seconds, meta, name = {"activity": outputs}, info["run_seconds"], dict(info), "lava-fixed"
+    else:
+        raise InputError(f"a deploy bundle runs on the fixed-point targets 'loihi' and 'lava' (--fixed-point), "
+                         f"not {target!r}")
+    activity = {plan.input: x, **res["activity"]}
+    r = plan.readouts[0]
+    output = activity[r.output] if r.output in activity else activity[r.population]
+    return Trace(target=name, dt=plan.dt, input=x, output=output, activity=activity, states={}, seconds=seconds,
+                 compile_seconds=time.perf_counter() - t0 - seconds,
+                 meta={"lags": {n: p.lag for n, p in plan.populations.items()}, "reset": plan.reset.describe(), **meta})

@@ -142,7 +142,7 @@ def _chunks(x: np.ndarray, labels: np.ndarray | None, size: int) -> Batches:
 def verify(graph: nir.NIRGraph, x: np.ndarray | None = None, *, dt: float, fixed_point: bool = False,
            fixed_tolerance: float = 0.9, labels: np.ndarray | None = None, reset=None,
            batches: Batches | None = None, samples: int | None = None, lava_samples: int | None = None,
-           batch_size: int | None = None, on_progress: Progress | None = None) -> Verification:
+           batch_size: int | None = None, qplan=None, reference_plan: bool = False, on_progress: Progress | None = None) -> Verification:
     """Run the inputs through the Norse reference, Lava float and, with ``fixed_point``, the
     fixed-point engine and Lava's bit-accurate models; compare them spike for spike.
 
@@ -154,6 +154,11 @@ def verify(graph: nir.NIRGraph, x: np.ndarray | None = None, *, dt: float, fixed
     agrees with the reference on at least ``fixed_tolerance`` of (time step, sample, neuron)
     entries: spikes exactly, real-valued outputs within ``FIXED_VALUE_TOLERANCE`` of their peak.
     ``reset``: the neurons' ResetRule (default: the graph's stored rule, else NIR's).
+    ``qplan``: the QuantisedPlan to verify (calibrated elsewhere, e.g. on a calibration split);
+    without it the state scales come from a float run of the verification data itself.
+    ``reference_plan``: the reference is the float run of ``qplan``'s own plan (the fixed-point
+    engine's float mode, spike-identical to Lava float) instead of the Norse run of ``graph``: for
+    a plan fine-tuned on the chip grid, whose float twin is no longer the graph.
     """
     from spikesmith.compile.graph import NEURON_TYPES
     from spikesmith.compile.plan import build_plan
@@ -181,8 +186,11 @@ def verify(graph: nir.NIRGraph, x: np.ndarray | None = None, *, dt: float, fixed
         if on_progress is not None:
             on_progress("verify", {"stage": stage, "done": done, "total": n or total})
 
-    qplan = None
-    if fixed_point:  # the state scales come from a float run of all the data, as loihi.prepare does
+    if qplan is not None and reference_plan:
+        plan = qplan.plan
+    elif qplan is not None:
+        pass  # the float targets run the graph's own plan; the fixed-point ones run qplan (its biases may be calibrated)
+    elif fixed_point:  # the state scales come from a float run of all the data, as loihi.prepare does
         peaks: dict[str, float] = {}
         integer, done = True, 0
         for xb, _ in batches():
@@ -196,18 +204,25 @@ def verify(graph: nir.NIRGraph, x: np.ndarray | None = None, *, dt: float, fixed
     want_lava = lava_samples if lava_samples is not None else DEFAULT_LAVA_SAMPLES
     if want_lava < 1:
         raise InputError(f"--lava-samples must be at least 1, got {lava_samples}")
-    ref_vs_fixed = _Tally("norse", "loihi", nodes, out, FIXED_VALUE_TOLERANCE)
-    correct = {"norse": 0, "loihi": 0}
-    seconds = {"norse": 0.0, "loihi": 0.0}
+    ref_name = "float-plan" if reference_plan else "norse"
+    ref_vs_fixed = _Tally(ref_name, "loihi", nodes, out, FIXED_VALUE_TOLERANCE)
+    correct = {ref_name: 0, "loihi": 0}
+    seconds = {ref_name: 0.0, "loihi": 0.0}
     kept_x, kept_y, kept_ref, kept_fix = [], [], [], []
     n_seen, steps, wraps = 0, 0, {}
     for xb, yb in batches():
         xb = np.asarray(xb, dtype=np.float64)
         steps = xb.shape[0]
-        ref = reference(flat, xb, dt=dt, reset=plan.reset)
-        seconds["norse"] += ref.seconds
-        traces = {"norse": ref}
-        if qplan is not None:
+        if reference_plan:  # the float twin of the deployed plan (e.g. after fine-tuning on the chip grid)
+            t0 = time.perf_counter()
+            res = loihi.Engine(plan).run(xb, record=True, batch_size=chunk)
+            ref = loihi.to_trace(ref_name, flat, plan, xb, res, dt=dt, record=True, seconds=time.perf_counter() - t0,
+                                 compile_seconds=0.0, meta={})
+        else:
+            ref = reference(flat, xb, dt=dt, reset=plan.reset)
+        seconds[ref_name] += ref.seconds
+        traces = {ref_name: ref}
+        if fixed_point:
             fx = loihi.simulate(flat, xb, dt=dt, plan=qplan, batch_size=chunk)
             seconds["loihi"] += fx.seconds
             ref_vs_fixed.add(ref, fx, n_seen)
@@ -222,10 +237,10 @@ def verify(graph: nir.NIRGraph, x: np.ndarray | None = None, *, dt: float, fixed
             kept_x.append(xb[:, :take])
             kept_y.append(None if yb is None else np.asarray(yb)[:take])
             kept_ref.append(head(ref, take))
-            if qplan is not None:
+            if fixed_point:
                 kept_fix.append(head(traces["loihi"], take))
         n_seen += xb.shape[1]
-        emit("norse+loihi" if qplan is not None else "norse", n_seen)
+        emit(ref_name + "+loihi" if fixed_point else ref_name, n_seen)
     if n_seen == 0:
         raise InputError("verify: no input samples")
     total = n_seen
@@ -236,16 +251,16 @@ def verify(graph: nir.NIRGraph, x: np.ndarray | None = None, *, dt: float, fixed
               on_progress=lambda s, i: emit("lava-float", i["done"], m))
     float_cmp = compare(ref_l, lv, nodes, out)
     comps = [float_cmp]
-    per_sample = {"norse": seconds["norse"] / n_seen, "lava-float": lv.per_sample_seconds()}
-    target_samples = {"norse": n_seen, "lava-float": m}
+    per_sample = {ref_name: seconds[ref_name] / n_seen, "lava-float": lv.per_sample_seconds()}
+    target_samples = {ref_name: n_seen, "lava-float": m}
     fixed_ok, quant, deviation = None, [], {}
     labels_l = None if any(y is None for y in kept_y) else np.concatenate(kept_y)
     accuracy = {}
     has_labels = labels_l is not None
     if has_labels:
-        accuracy["norse"] = correct["norse"] / n_seen
+        accuracy[ref_name] = correct[ref_name] / n_seen
         accuracy["lava-float"] = float((lv.output.sum(0).argmax(-1) == labels_l).mean())
-    if qplan is not None:
+    if fixed_point:
         fix_l = concat(kept_fix)
         lf = lava(flat, xl, dt=dt, fixed_point=True, plan=qplan, batch_size=batch_size,
                   on_progress=lambda s, i: emit("lava-fixed", i["done"], m))

@@ -115,7 +115,11 @@ def test_recurrent_neurons_export_as_a_back_edge_and_run_identically():
     rec = nn.Linear(5, 5, bias=False).double()
     with torch.no_grad():
         rec.weight.copy_(torch.randn(5, 5, generator=gen, dtype=torch.float64))
-    net = Network([("fc", nn.Linear(3, 5).double(), ("input",)),
+    fc = nn.Linear(3, 5).double()
+    with torch.no_grad():
+        fc.weight.copy_(torch.rand(5, 3, generator=gen, dtype=torch.float64))
+        fc.bias.zero_()
+    net = Network([("fc", fc, ("input",)),
                    ("hidden", Neurons(NeuronParams(tau_steps=2.0, v_th=0.5).cell(), recurrent=rec), ("fc",))],
                   input_shape=(3,)).eval()
     g = export_network(net)

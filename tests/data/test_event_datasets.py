@@ -174,14 +174,3 @@ def test_partial_nmnist_is_reported(nmnist_dir):
     shutil.rmtree(data_dir / "NMNIST" / "Test")
     with pytest.raises(DataError, match="Test/<digit>"):
         make_loaders("nmnist", batch_size=2, steps=2, data_dir=data_dir)
-
-
-def test_static_cifar_without_torchvision_names_the_extra():
-    try:
-        import torchvision  # noqa: F401
-    except ImportError:
-        with pytest.raises(DependencyError, match=r"spikesmith\[vision\]"):
-            make_loaders("cifar10", batch_size=2, steps=2)
-    else:
-        with pytest.raises(DataError):
-            make_loaders("cifar10", batch_size=2, steps=2, data_dir="/nonexistent-spikesmith")

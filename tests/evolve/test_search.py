@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from spikesmith.errors import InputError
-from spikesmith.evolve import CONV_SPACE, network_fitness, search, spike_rdm
+from spikesmith.evolve import CONV_SPACE, EvolveConfig, evolve, network_fitness, spike_rdm
+from spikesmith.evolve.conv_search import ConvOptions
 from spikesmith.evolve.fitness import WORST, rdm_score
 
 
@@ -38,14 +39,27 @@ def test_silent_network_scores_worst():
     assert fit.degenerate and fit.score == WORST
 
 
-def test_seeded_search_is_reproducible_and_improves():
-    x, y = digits_batch()
-    a = search(x, y, input_shape=(1, 8, 8), num_classes=10, population=4, generations=2, seed=3)
-    b = search(x, y, input_shape=(1, 8, 8), num_classes=10, population=4, generations=2, seed=3)
-    assert a.best.genome == b.best.genome and a.best.fitness.score == b.best.fitness.score
+def _search(seed, **kw):
+    cfg = EvolveConfig(population=4, generations=2, seed=seed, steps=4, options=ConvOptions(samples=64))
+    return evolve("search", cfg, **kw)
+
+
+def test_seeded_search_is_reproducible_and_improves(tmp_path):
+    a, b = _search(3, out_dir=tmp_path), _search(3)
+    assert a.best.genome == b.best.genome and a.best.score == b.best.score
     assert [h["best"] for h in a.history] == [h["best"] for h in b.history]
     assert a.history[-1]["best"] >= a.history[0]["best"]
-    assert not a.best.fitness.degenerate
+    assert not a.best.degenerate
+    assert _search(4).history != a.history
+    for name in ("checkpoint.pt", "generations.jsonl", "generations.png", "model.pt"):
+        assert (tmp_path / name).is_file(), name
+
+
+def test_population_of_one_is_an_input_error():
+    from spikesmith.evolve.conv_search import ConvSearch
+
+    with pytest.raises(InputError, match="--population"):
+        ConvSearch(EvolveConfig(population=1))
 
 
 def test_genome_validation_names_the_gene():

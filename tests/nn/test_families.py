@@ -27,11 +27,29 @@ def nas_spec():
     return wire(space.decode(space.repair(genome)), space=space, channels=3)
 
 
+def nas_reduced_spec():
+    """Three cells with reduction cells 2 and 3 on a 9x9 input (9 -> 5 -> 3): strides 2 and 4 (cell 3
+    reads the stem too), odd sizes rounded up, channels doubled."""
+    from spikesmith.evolve.nas import NasSpace, wire
+
+    space = NasSpace(cells=3, reductions=(2, 3))
+    at = {n: i for i, n in enumerate(space.names)}
+    genome = np.zeros(space.n_genes, dtype=int)
+    names = [m.name for m in space.library]
+    genome[at["c1.motif"]] = names.index("ff_excitation")
+    genome[at["c2.motif"]] = names.index("feedback_inhibition")
+    genome[at["c2.feedback"]] = 1
+    genome[at["c3.motif"]] = names.index("ff_inhibition")
+    genome[at["c3.from0"]] = 1
+    return wire(space.decode(space.repair(genome)), space=space, channels=2, input_shape=(2, 9, 9))
+
+
 SMALL = 1 / 16  # channel width of the big GEE nets here
 
 CASES = {
     "conv": lambda: ConvSpec(c1=4, c2=6, hidden=8, tau_steps=2.0, v_th=0.5, input_shape=(1, 8, 8), num_classes=5),
     "nas": nas_spec,
+    "nas-reduced": nas_reduced_spec,
     **{f"gee-{a}": (lambda a=a: GeeSpec(arch=a, genes=8, width=1.0 if a in ("mlp", "digits") else SMALL))
        for a in ARCH_NAMES},
 }
@@ -40,6 +58,7 @@ CASES = {
 def test_every_registered_family_and_architecture_has_a_case():
     assert {k.split("-")[0] for k in CASES} == set(registered_families())
     assert {k.split("-", 1)[1] for k in CASES if k.startswith("gee-")} == set(ARCH_NAMES)
+    assert {c.stride for c in nas_reduced_spec().connections} == {1, 2, 4}
 
 
 def driven(model: Network, x: torch.Tensor) -> Network:
@@ -89,3 +108,24 @@ def test_spec_json_roundtrip_is_identity():
         from spikesmith.nn import spec_to_dict
 
         assert fam.spec_from_dict(spec_to_dict(spec)) == spec, case
+
+
+BIG = {"gee-vgg11", "gee-resnet18", "gee-resnet19"}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in BIG else c for c in sorted(CASES)])
+def test_model_file_compiles_to_lava_and_verifies(case, tmp_path):
+    """The user's path: a saved model file straight into `compile --to lava --verify 8`: Lava (float) gives the
+    reference's spikes on every population and the command's verdict is PASS."""
+    from spikesmith.cli import main
+
+    spec = CASES[case]()
+    model = build(spec, seed=1)
+    driven(model, 2.0 * torch.rand(5, 8, *model.input_shape, generator=torch.Generator().manual_seed(0)))
+    path = save_model(tmp_path / "model.pt", model, spec, steps=5, data="digits", encoding="direct")
+    assert main(["compile", str(path), "--to", "lava", "--verify", "8", "-o", str(tmp_path / "lava")]) == 0
+    report = io.read_json(tmp_path / "lava" / "verification.json")
+    assert report["ok"] and report["samples"] == 8
+    cmp = report["comparisons"][0]
+    assert (cmp["a"], cmp["b"], cmp["samples"]) == ("norse", "lava-float", 8)
+    assert cmp["identical"] and len(cmp["per_node"]) >= 2, cmp

@@ -34,30 +34,33 @@ def test_lif_matches_norse_module_and_hand_computation():
 
 
 def test_cubalif_uses_updated_current():
-    g = nir.NIRGraph.from_list(
-        nir.Input(input_type={"input": np.array([1])}),
-        nir.CubaLIF(tau_syn=np.array([4e-3]), tau_mem=np.array([2e-3]), r=np.array([2.0]), v_leak=np.array([0.0]),
-                    v_threshold=np.array([10.0]), v_reset=np.array([0.0]), w_in=np.array([3.0])),
-    )
+    # dt/tau_syn = 0.25, dt/tau_mem = 0.5: after one input spike I1 = 0.25 * 3 = 0.75 and, when the voltage sees
+    # the current of the same step, v1 = 0.5 * 2 * 0.75 = 0.75 > 0.7: a spike at the first step. A simulator that
+    # fed the voltage the previous step's current (0) would stay silent at step 0.
+    def graph(threshold):
+        return nir.NIRGraph.from_list(
+            nir.Input(input_type={"input": np.array([1])}),
+            nir.CubaLIF(tau_syn=np.array([4e-3]), tau_mem=np.array([2e-3]), r=np.array([2.0]), v_leak=np.array([0.0]),
+                        v_threshold=np.array([threshold]), v_reset=np.array([0.0]), w_in=np.array([3.0])),
+        )
+
     x = np.zeros((3, 1, 1))
     x[0] = 1.0
-    tr = simulate(g, x, dt=1e-3)
-    # I1 = 0.25 * 3 = 0.75, v1 = 0.5 * 2 * 0.75 = 0.75: the voltage sees the current of the same step
-    i, v = 0.0, 0.0
-    expected_v = []
-    for t in range(3):
-        i = i + 0.25 * (-i + 3.0 * x[t, 0, 0])
-        v = v + 0.5 * (-v + 2.0 * i)
-        expected_v.append(v)
-    assert expected_v[0] == pytest.approx(0.75)
-    assert tr.output.sum() == 0  # threshold 10 never reached
+    assert simulate(graph(0.7), x, dt=1e-3).output[:, 0, 0].tolist()[0] == 1.0
+    assert simulate(graph(0.8), x, dt=1e-3).output[0, 0, 0] == 0.0  # 0.75 does not cross 0.8
+    assert simulate(graph(10.0), x, dt=1e-3).output.sum() == 0
 
 
-def test_if_integrates_per_step():
-    g = ff_graph(neuron="IF")
-    tr = simulate(g, spikes((20, 3, 6)), dt=1e-3)
-    assert tr.output.shape == (20, 3, 3)
-    assert set(np.unique(tr.activity["n1"])) <= {0.0, 1.0}
+def test_if_integrates_without_leak_and_resets():
+    # IF, r = 1, threshold 1, constant input 0.3: v = 0.3, 0.6, 0.9, 1.2 -> spike, reset to 0, and again
+    g = nir.NIRGraph.from_list(
+        nir.Input(input_type={"input": np.array([1])}),
+        nir.IF(r=np.array([1.0]), v_threshold=np.array([1.0]), v_reset=np.array([0.0])),
+    )
+    out = simulate(g, np.full((12, 1, 1), 0.3), dt=1e-3).output[:, 0, 0]
+    assert np.flatnonzero(out).tolist() == [3, 7, 11]
+    tr = simulate(ff_graph(neuron="IF"), spikes((20, 3, 6)), dt=1e-3)
+    assert set(np.unique(tr.activity["n1"])) <= {0.0, 1.0} and tr.activity["n1"].sum() > 0
 
 
 def test_input_shape_is_checked():

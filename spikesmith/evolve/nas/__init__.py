@@ -8,11 +8,11 @@ function it is given (``spikesmith.api.train_nas_best`` passes ``spikesmith.api.
 from spikesmith.evolve.nas.motifs import LIBRARY, Motif, MotifEdge, extend_library
 from spikesmith.evolve.nas.network import Wiring, build_nas_net, wire
 from spikesmith.evolve.nas.problem import EvalContext, evaluate_genome
-from spikesmith.evolve.nas.run import NasCandidate, NasConfig, NasResult, run_nas, train_best
+from spikesmith.evolve.nas.run import MseNas, NasCandidate, NasOptions, NasResult, run_nas, train_best
 from spikesmith.evolve.nas.space import Architecture, CellSpec, NasSpace
 
 __all__ = [
-    "LIBRARY", "Architecture", "CellSpec", "EvalContext", "Motif", "MotifEdge", "NasCandidate", "NasConfig",
+    "LIBRARY", "Architecture", "CellSpec", "EvalContext", "Motif", "MotifEdge", "MseNas", "NasCandidate", "NasOptions",
     "NasResult", "NasSpace", "Wiring", "build_nas_net", "evaluate_genome", "extend_library", "run_nas",
     "train_best", "wire",
 ]

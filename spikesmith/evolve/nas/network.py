@@ -8,7 +8,12 @@ connections (a :class:`~spikesmith.nn.families.nas.Wiring`, the ``nas`` family's
   motif's edges and sign-constrained per source channel (Dale's principle);
 - one recurrent connection per population that has feedback edges (a self-loop, one step of delay);
 - relay populations where a forward edge skips depths, so every forward path into a population
-  crosses the same number of connections (what Lava needs).
+  crosses the same number of connections (what Lava needs);
+- reduction cells (``space.reduction_cells``): from a reduction cell on, populations lie one level
+  down (half the resolution, rounded up) with ``space.channel_growth`` times the channels per group;
+  a cell's input connections from finer cells have stride ``s = 2**(level difference)`` and kernel
+  ``max(macro_kernel, s + 1)`` (the smallest odd kernel >= s), so every input position reaches the
+  coarser population.
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ def wire(arch: Architecture, *, space: NasSpace, channels: int = 16, input_shape
         raise InputError(f"MSE-NAS networks take (C, H, W) inputs, got input shape {input_shape}")
     if len(arch.cells) != space.cells:
         raise InputError(f"architecture has {len(arch.cells)} cells, the space {space.cells}")
+    reductions = space.reduction_cells(input_shape[1:])
+    level_of = [0] + [sum(1 for r in reductions if r <= c) for c in range(1, space.cells + 1)]
+    base_channels = channels
     pops: dict[str, Population] = {}
     conns: list[Connection] = []
     pops["stem"] = Population(name="stem", channels=channels, depth=1, blocks=(("stem", 1, 0, channels),))
@@ -67,6 +75,8 @@ def wire(arch: Architecture, *, space: NasSpace, channels: int = 16, input_shape
         bad = [j for j in cell.inputs if not 0 <= j < c]
         if bad or not cell.inputs:
             raise InputError(f"cell {c}: inputs {list(cell.inputs)} must be earlier cells 0..{c - 1}")
+        level = level_of[c]
+        channels = base_channels * space.channel_growth ** level
         kernel_of = {(e.src, e.dst): k for e, k in zip(motif.forward_edges, cell.kernels)}
         groups, fwd, fb = _prune(motif, cell.feedback is not None)
         sub = Motif(name=motif.name, groups=tuple(motif.groups[g] for g in groups),
@@ -84,12 +94,14 @@ def wire(arch: Architecture, *, space: NasSpace, channels: int = 16, input_shape
                 place[g] = (name, i * channels)
                 blocks.append((f"c{c}.g{groups[g]}{sub.groups[g]}", sub.sign(g), i * channels, (i + 1) * channels))
             pops[name] = Population(name=name, channels=len(members) * channels, depth=entry_depth + d,
-                                    blocks=tuple(blocks))
+                                    blocks=tuple(blocks), level=level)
         entry = place[0][0]
         for j in cell.inputs:
             src, a, b = outputs[j]
-            conns.append(Connection(name=f"c{c}.from{j}", src=src, dst=entry, kernel=macro_kernel,
-                                    blocks=((0, channels, a, b, macro_kernel),)))
+            stride = 2 ** (level - pops[src].level)
+            k = macro_kernel if stride == 1 else max(macro_kernel, stride + 1)
+            conns.append(Connection(name=f"c{c}.from{j}", src=src, dst=entry, kernel=k,
+                                    blocks=((0, channels, a, b, k),), stride=stride))
         # forward edges grouped by population pair, feedback edges per population
         pairs: dict[tuple[str, str], list] = {}
         for e in fwd:
@@ -131,13 +143,13 @@ def _relay(pops: dict[str, Population], conns: list[Connection]) -> list[Connect
             if name not in pops:
                 p = pops[src]
                 pops[name] = Population(name=name, channels=p.channels, depth=d, kind="relay",
-                                        blocks=p.blocks, source=base)
+                                        blocks=p.blocks, source=base, level=p.level)
                 out.append(Connection(name=f"{name}.copy", src=src, dst=name, kernel=1,
                                       blocks=tuple((i, i + 1, i, i + 1, 1) for i in range(p.channels)),
                                       relay=True))
             src = name
         out.append(Connection(name=c.name, src=src, dst=c.dst, kernel=c.kernel, blocks=c.blocks,
-                              feedback=c.feedback))
+                              feedback=c.feedback, stride=c.stride))
     return out
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from spikesmith.errors import InputError
-from spikesmith.evolve.fitness import WORST, fitness_from_spikes, mean_fitness, synaptic_operations
+from spikesmith.evolve.fitness import WORST, fitness_variants, mean_fitness, synaptic_operations
 from spikesmith.evolve.nas.network import build_nas_net
 from spikesmith.evolve.nas.space import NasSpace
 from spikesmith.seeding import entropy_seed
@@ -59,7 +59,7 @@ def network_seed(seed: int, genome) -> int:
 def evaluate_genome(genome, ctx: EvalContext) -> dict:
     """Training-free scores of ``genome``: a JSON-able dict with ``score`` (the chosen variant),
     ``degenerate``, ``synops`` (per sample), ``params``, ``rates`` and, with ``ctx.all_variants``,
-    ``scores`` keyed ``"{variant}.{metric}"``. One forward pass per batch."""
+    ``scores`` keyed ``"{variant}.{metric}"``. One forward pass per batch, one Gram matrix per layer."""
     t0 = time.perf_counter()
     genome = ctx.space.repair(genome)
     # a private generator, not torch's global RNG: thread backends evaluate concurrently
@@ -69,14 +69,11 @@ def evaluate_genome(genome, ctx: EvalContext) -> dict:
     pairs = [(v, m) for v in VARIANTS for m in METRICS] if ctx.all_variants else [(ctx.variant, ctx.metric)]
     parts: dict[tuple[str, str], list] = {p: [] for p in pairs}
     synops = []
-    with torch.no_grad():
+    with torch.inference_mode():  # no autograd records; the probe arrays are viewed, not copied
         for x, y in ctx.batches:
             _, rec = model(torch.as_tensor(x, dtype=torch.float32), record=True)
-            labels = torch.as_tensor(y)
-            spikes = list(rec.values())
-            for variant, metric in pairs:
-                parts[(variant, metric)].append(
-                    fitness_from_spikes(spikes, labels if variant == "label" else None, metric=metric))
+            for pair, fit in fitness_variants(list(rec.values()), torch.as_tensor(y), pairs).items():
+                parts[pair].append(fit)
             synops.append(synaptic_operations(model, rec))
     scores = {f"{v}.{m}": mean_fitness(f) for (v, m), f in parts.items()}
     chosen = scores[f"{ctx.variant}.{ctx.metric}"]

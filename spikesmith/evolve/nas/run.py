@@ -1,22 +1,18 @@
-"""MSE-NAS search driver: NSGA-II (pymoo) over the multi-scale genome, checkpointed every generation.
+"""MSE-NAS on the evolution driver: NSGA-II (pymoo) over the multi-scale genome, three objectives.
 
-The search uses pymoo's ask/tell interface: the algorithm proposes genomes, a backend evaluates
-them (training-free, :mod:`~spikesmith.evolve.nas.problem`), the objectives
-``(-RDM score, synaptic operations, parameters)`` go back. After every generation the state that
-decides the rest of the run (population genomes, objectives, ranks, crowding distances, the
-algorithm's ``numpy.random.Generator`` state, counters, history, every evaluation so far) is written
-atomically to ``checkpoint.json``; ``resume`` rebuilds the algorithm from it, so a run killed at
-any moment loses at most the generation in progress and a resumed seeded run ends where the
-uninterrupted one does. No pickle: the checkpoint is plain JSON.
+The driver (:mod:`spikesmith.evolve.driver`) asks NSGA-II for genomes, this problem has a backend
+evaluate them training-free (:mod:`~spikesmith.evolve.nas.problem`) and returns the objectives
+``(-RDM score, synaptic operations, parameters)``; the driver checkpoints every generation.
 
-Files in ``out_dir``: ``checkpoint.json``, ``generations.jsonl`` (one row per generation),
-``pareto.json`` and ``pareto.png`` (the final non-dominated front), ``evaluations.jsonl``.
+Files in ``out_dir`` besides the driver's (checkpoint.pt, generations.jsonl, generations.png):
+``pareto.json`` and ``pareto.png`` (the final non-dominated front), ``evaluations.jsonl`` (every
+evaluation) and ``model.pt`` (the front's best-scoring network, untrained, with the weights it was
+scored with).
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,24 +20,18 @@ import numpy as np
 
 from spikesmith import io
 from spikesmith.errors import InputError
-from spikesmith.evolve.nas.backends import BACKENDS, make_backend
-from spikesmith.evolve.nas.problem import METRICS, VARIANTS, EvalContext, objectives
+from spikesmith.evolve.driver import EvolutionProblem, EvolveConfig, evolve, register
+from spikesmith.evolve.nas.problem import METRICS, VARIANTS, EvalContext, network_seed, objectives
 from spikesmith.evolve.nas.space import NasSpace
 
-CHECKPOINT_FORMAT = "spikesmith.nas-checkpoint/1"
 SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True, kw_only=True)
-class NasConfig:
-    """Search settings (defaults: spec section 3 operators, sized for the embedded digits on 2 cores)."""
+class NasOptions:
+    """Options of ``evolve nas`` (defaults: spec section 3 operators, sized for the digits on 2 cores)."""
 
-    data: str = "digits"
-    generations: int = 10
-    population: int = 20
     offspring: int | None = None  # None: = population
-    seed: int = 0
-    steps: int = 6
     cells: int = 3
     channels: int = 16
     fitness_batch: int = 64
@@ -50,38 +40,21 @@ class NasConfig:
     variant: str = "free"  # measured: label-free Hamming ranks trained accuracy best (docs/nas.md)
     crossover_prob: float = 0.9
     mutation_eta: float = 3.0
-    backend: str = "local"
-    workers: int = 2
 
     def __post_init__(self) -> None:
-        if self.generations < 0:
-            raise InputError(f"generations must be >= 0, got {self.generations}")
-        if self.population < 2:
-            raise InputError(f"population must be >= 2, got {self.population}")
-        if self.offspring is not None and self.offspring < 1:
-            raise InputError(f"offspring must be >= 1, got {self.offspring}")
-        if self.steps < 1 or self.cells < 1 or self.channels < 1:
-            raise InputError("steps, cells and channels must be >= 1")
-        if self.fitness_batch < 4 or self.fitness_batches < 1:
-            raise InputError("fitness_batch must be >= 4 and fitness_batches >= 1")
-        if self.metric not in METRICS or self.variant not in VARIANTS:
-            raise InputError(f"metric must be one of {METRICS} and variant one of {VARIANTS}")
-        if not 0 <= self.crossover_prob <= 1 or self.mutation_eta <= 0:
-            raise InputError("crossover_prob must be in [0, 1] and mutation_eta positive")
-        if self.backend not in BACKENDS:
-            raise InputError(f"unknown backend {self.backend!r} (expected one of {', '.join(BACKENDS)})")
-        if self.workers < 1:
-            raise InputError(f"workers must be >= 1, got {self.workers}")
+        from spikesmith import options
 
-    def space(self) -> NasSpace:
-        return NasSpace(cells=self.cells)
-
-    def search_key(self) -> dict:
-        """The settings a resumed run must share with the checkpoint (backend and workers may change)."""
-        d = asdict(self)
-        d.pop("backend")
-        d.pop("workers")
-        return d
+        options.optional_integer("--offspring", self.offspring, low=1, high=10_000)
+        options.integer("--cells", self.cells, low=1, high=64)
+        options.integer("--channels", self.channels, low=1, high=4096)
+        options.integer("--fitness-batch", self.fitness_batch, low=4, high=65_536)
+        options.integer("--fitness-batches", self.fitness_batches, low=1, high=10_000)
+        if self.metric not in METRICS:
+            raise InputError(f"--metric: expected one of {', '.join(METRICS)}, got {self.metric!r}")
+        if self.variant not in VARIANTS:
+            raise InputError(f"--variant: expected one of {', '.join(VARIANTS)}, got {self.variant!r}")
+        options.number("--crossover-prob", self.crossover_prob, low=0.0, high=1.0)
+        options.number("--mutation-eta", self.mutation_eta, low=0.0, low_open=True, high=1e6)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,92 +71,157 @@ class NasCandidate:
 
 @dataclass(frozen=True, kw_only=True)
 class NasResult:
-    """Outcome of :func:`run_nas`: the Pareto front (best RDM score first) and the history."""
+    """Outcome of an MSE-NAS search: the Pareto front (best RDM score first) and the history."""
 
     best: NasCandidate
     front: tuple[NasCandidate, ...]
     history: list[dict] = field(default_factory=list)
     evaluated: int = 0
     seconds: float = 0.0
-    config: NasConfig = field(default_factory=NasConfig)
+    config: dict = field(default_factory=dict)  # data, steps, seed and the NasOptions fields
     out_dir: str | None = None
 
 
-def _fitness_batches(cfg: NasConfig) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+def _key(genome) -> str:
+    return ",".join(str(int(v)) for v in genome)
+
+
+def _fitness_batches(cfg: EvolveConfig, opts: NasOptions):
+    """(the fitness batches ((T, B, C, H, W) float32, (B,) int64), the dataset's DatasetInfo)."""
     from spikesmith.data import make_loaders
 
-    train, _, _ = make_loaders(cfg.data, batch_size=cfg.fitness_batch, steps=cfg.steps, seed=cfg.seed)
+    train, _, info = make_loaders(cfg.data, batch_size=opts.fitness_batch, steps=cfg.steps, seed=cfg.seed)
     out = []
     for x, y in train:
         out.append((np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64)))
-        if len(out) == cfg.fitness_batches:
+        if len(out) == opts.fitness_batches:
             break
-    return tuple(out)
+    return tuple(out), info
 
 
-def _algorithm(cfg: NasConfig, space: NasSpace):
-    from pymoo.algorithms.moo.nsga2 import NSGA2
-    from pymoo.core.repair import Repair
-    from pymoo.operators.crossover.pntx import TwoPointCrossover
-    from pymoo.operators.mutation.pm import PM
-    from pymoo.operators.repair.rounding import RoundingRepair
-    from pymoo.operators.sampling.rnd import IntegerRandomSampling
+@register("nas")
+class MseNas(EvolutionProblem):
+    """MSE-NAS: minimise (-RDM score, synaptic operations per sample, parameters) with NSGA-II."""
 
-    class Canonical(Repair):
-        """Integer rounding, then the space's structural repair (input counts, unused genes)."""
+    objectives = ("rdm_score", "synops", "params")
+    maximised = (True, False, False)
 
-        def _do(self, problem, X, **kwargs):
-            X = np.clip(np.around(np.asarray(X, dtype=np.float64)), problem.xl, problem.xu).astype(int)
-            return np.array([space.repair(row) for row in X], dtype=int)
+    def __init__(self, cfg: EvolveConfig):
+        if cfg.options is None:
+            cfg = replace(cfg, options=NasOptions())
+        super().__init__(cfg)
+        if not isinstance(cfg.options, NasOptions):
+            raise InputError(f"evolve nas: expected NasOptions, got {type(cfg.options).__name__}")
+        self.opts: NasOptions = cfg.options
+        self.space = NasSpace(cells=self.opts.cells)
 
-    n = space.n_genes
-    return NSGA2(
-        pop_size=cfg.population,
-        n_offsprings=cfg.offspring or cfg.population,
-        sampling=IntegerRandomSampling(),
-        crossover=TwoPointCrossover(prob=cfg.crossover_prob, vtype=float, repair=RoundingRepair()),
-        mutation=PM(prob=1.0, prob_var=1.0 / n, eta=cfg.mutation_eta, vtype=float, repair=RoundingRepair()),
-        repair=Canonical(),
-        eliminate_duplicates=True,
-    )
+    def prepare(self) -> None:
+        batches, self.info = _fitness_batches(self.cfg, self.opts)
+        self.ctx = EvalContext(space=self.space, batches=batches,
+                               channels=self.opts.channels, seed=self.cfg.seed, metric=self.opts.metric,
+                               variant=self.opts.variant)
 
+    def open_backend(self):
+        from spikesmith.evolve.nas.backends import make_backend
 
-def _problem(space: NasSpace):
-    from pymoo.core.problem import Problem
+        extra = {"address": self.cfg.cluster} if self.cfg.cluster else {}
+        self.backend = make_backend(self.cfg.backend, self.ctx, workers=self.cfg.workers, **extra)
+        return self.backend
 
-    return Problem(n_var=space.n_genes, n_obj=3, xl=np.zeros(space.n_genes), xu=space.upper_bounds.astype(float),
-                   vtype=int)
+    def pymoo_problem(self):
+        from pymoo.core.problem import Problem
 
+        n = self.space.n_genes
+        return Problem(n_var=n, n_obj=3, xl=np.zeros(n), xu=self.space.upper_bounds.astype(float), vtype=int)
 
-def _set_objectives(problem, pop, F: np.ndarray) -> None:
-    from pymoo.core.evaluator import Evaluator
-    from pymoo.problems.static import StaticProblem
+    def algorithm(self):
+        from pymoo.algorithms.moo.nsga2 import NSGA2
+        from pymoo.core.repair import Repair
+        from pymoo.operators.crossover.pntx import TwoPointCrossover
+        from pymoo.operators.mutation.pm import PM
+        from pymoo.operators.repair.rounding import RoundingRepair
+        from pymoo.operators.sampling.rnd import IntegerRandomSampling
 
-    Evaluator().eval(StaticProblem(problem, F=F), pop)
+        space = self.space
 
+        class Canonical(Repair):
+            """Integer rounding, then the space's structural repair (input counts, unused genes)."""
 
-def _encode_crowding(c: np.ndarray) -> list:
-    return [None if not np.isfinite(v) else float(v) for v in c]
+            def _do(self, problem, X, **kwargs):
+                X = np.clip(np.around(np.asarray(X, dtype=np.float64)), problem.xl, problem.xu).astype(int)
+                return np.array([space.repair(row) for row in X], dtype=int)
 
+        o = self.opts
+        return NSGA2(
+            pop_size=self.cfg.population,
+            n_offsprings=o.offspring or self.cfg.population,
+            sampling=IntegerRandomSampling(),
+            crossover=TwoPointCrossover(prob=o.crossover_prob, vtype=float, repair=RoundingRepair()),
+            mutation=PM(prob=1.0, prob_var=1.0 / space.n_genes, eta=o.mutation_eta, vtype=float,
+                        repair=RoundingRepair()),
+            repair=Canonical(),
+            eliminate_duplicates=True,
+        )
 
-def _decode_crowding(c: list) -> np.ndarray:
-    return np.array([np.inf if v is None else float(v) for v in c], dtype=np.float64)
+    def evaluate(self, X, generation):
+        todo = [tuple(int(v) for v in row) for row in np.asarray(X).astype(int)]
+        new = list(dict.fromkeys(g for g in todo if _key(g) not in self.cache))
+        for g, r in zip(new, self.backend.map(new)):
+            self.cache[_key(g)] = r | {"generation": generation}
+        self._degenerate = int(sum(self.cache[_key(g)]["degenerate"] for g in todo))
+        return np.array([objectives(self.cache[_key(g)]) for g in todo]), None
 
+    def front(self, pop) -> list[NasCandidate]:
+        """Rank-0 members of ``pop``, best RDM score first (fewer SOPs, then parameters break ties)."""
+        out = []
+        for row, r in zip(pop.get("X").astype(int), pop.get("rank")):
+            if r != 0:
+                continue
+            g = tuple(int(v) for v in row)
+            e = self.cache[_key(g)]
+            out.append(NasCandidate(genome=g, arch=self.space.decode(g).to_dict(), score=e["score"],
+                                    synops=e["synops"], params=e["params"], degenerate=e["degenerate"]))
+        out.sort(key=lambda c: (-c.score if not c.degenerate else 2.0, c.synops, c.params, c.genome))
+        return out
 
-def _front(space: NasSpace, pop, cache: dict) -> list[NasCandidate]:
-    X = pop.get("X").astype(int)
-    rank = pop.get("rank")
-    out = []
-    for row, r in zip(X, rank):
-        if r != 0:
-            continue
-        g = tuple(int(v) for v in row)
-        e = cache[g]
-        out.append(NasCandidate(genome=g, arch=space.decode(g).to_dict(), score=e["score"], synops=e["synops"],
-                                params=e["params"], degenerate=e["degenerate"]))
-    # best RDM score first; fewer synaptic operations, then parameters break ties
-    out.sort(key=lambda c: (-c.score if not c.degenerate else 2.0, c.synops, c.params, c.genome))
-    return out
+    def record(self, algorithm, generation):
+        front = self.front(algorithm.pop)
+        scores = np.array([self.cache[_key(row)]["score"] for row in algorithm.pop.get("X").astype(int)])
+        return {"best_score": float(scores.max()), "mean_score": float(scores.mean()), "front_size": len(front),
+                "best_genome": list(front[0].genome), "front_min_synops": float(min(c.synops for c in front)),
+                "front_min_params": int(min(c.params for c in front)), "degenerate": self._degenerate}
+
+    def config_dict(self) -> dict:
+        """What train_best needs to rebuild a front member: data, steps, seed and the options."""
+        return {"data": self.cfg.data, "steps": self.cfg.steps, "seed": self.cfg.seed,
+                "population": self.cfg.population, "generations": self.cfg.generations} | asdict(self.opts)
+
+    def finish(self, algorithm, history, out: Path | None, seconds: float) -> NasResult:
+        front = self.front(algorithm.pop)
+        result = NasResult(best=front[0], front=tuple(front), history=history, evaluated=len(self.cache),
+                           seconds=seconds, config=self.config_dict(), out_dir=str(out) if out else None)
+        if out is not None:
+            from spikesmith.evolve.nas.network import wire
+            from spikesmith.nn import build, save_model
+
+            io.write_jsonl(out / "evaluations.jsonl", list(self.cache.values()))
+            io.write_json(out / "pareto.json", {
+                "schema_version": SCHEMA_VERSION, "config": self.config_dict(),
+                "space": {"cells": self.space.cells, "genes": self.space.names},
+                "objectives": ["-rdm_score", "synops", "params"],
+                "front": [asdict(c) | {"genome": list(c.genome)} for c in front],
+                "best": asdict(front[0]) | {"genome": list(front[0].genome)},
+                "evaluated": len(self.cache), "search_seconds": seconds,
+            })
+            plot_front(front, out / "pareto.png")
+            best = front[0]
+            wiring = wire(self.space.decode(best.genome), space=self.space, channels=self.opts.channels,
+                          input_shape=self.ctx.input_shape, num_classes=self.ctx.num_classes)
+            save_model(out / "model.pt", build(wiring, seed=network_seed(self.cfg.seed, best.genome)), wiring,
+                       steps=self.cfg.steps, data=self.cfg.data, encoding=self.info.encoding,
+                       meta={"genome": list(best.genome), "arch": best.arch, "rdm_score": best.score,
+                             "trained": False})
+        return result
 
 
 def plot_front(front: list[NasCandidate], path: str | Path, *, title: str = "MSE-NAS Pareto front") -> Path:
@@ -205,143 +243,25 @@ def plot_front(front: list[NasCandidate], path: str | Path, *, title: str = "MSE
         plt.close(fig)
 
 
-def run_nas(
-    *,
-    data: str = "digits",
-    generations: int = 10,
-    population: int = 20,
-    seed: int = 0,
-    out_dir: str | Path | None = None,
-    resume: bool = False,
-    backend: str = "local",
-    steps: int = 6,
-    workers: int = 2,
-    on_progress: Callable[[dict], None] | None = None,
-    **options,
-) -> NasResult:
-    """Run the MSE-NAS search (NSGA-II on three objectives); returns the Pareto front and history.
+def run_nas(*, data: str = "digits", generations: int = 10, population: int = 20, seed: int = 0,
+            out_dir: str | Path | None = None, resume: bool = False, backend: str = "local",
+            cluster: str | None = None, steps: int = 6, workers: int = 2,
+            on_progress: Callable[[dict], None] | None = None, **options) -> NasResult:
+    """Run the MSE-NAS search on the driver; returns the Pareto front and history.
 
-    ``options`` are further :class:`NasConfig` fields (cells, channels, offspring, fitness_batch,
-    fitness_batches, metric, variant, crossover_prob, mutation_eta). With ``out_dir`` every
-    generation is checkpointed; ``resume`` continues from the checkpoint there (same settings
-    required). ``on_progress`` receives one dict per generation.
+    ``options`` are :class:`NasOptions` fields (cells, channels, offspring, fitness_batch,
+    fitness_batches, metric, variant, crossover_prob, mutation_eta).
     """
-    cfg = NasConfig(data=data, generations=generations, population=population, seed=seed, steps=steps,
-                    backend=backend, workers=workers, **options)
-    t0 = time.perf_counter()
-    out = Path(out_dir) if out_dir is not None else None
-    ckpt_path = out / "checkpoint.json" if out else None
-    space = cfg.space()
-    problem = _problem(space)
-    algorithm = _algorithm(cfg, space)
-    algorithm.setup(problem, termination=("n_gen", 10**9), seed=seed)
-    cache: dict[tuple[int, ...], dict] = {}
-    history: list[dict] = []
-    start_gen = 0
-    elapsed = 0.0
-    if ckpt_path is not None and ckpt_path.is_file():
-        if not resume:
-            raise InputError(f"{ckpt_path} exists: pass resume=True (--resume) to continue it, or pick a new directory")
-        state = io.read_json(ckpt_path)
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise InputError(f"{ckpt_path}: not an MSE-NAS checkpoint (expected format {CHECKPOINT_FORMAT})")
-        if state["config"] != cfg.search_key():
-            diff = sorted(k for k in cfg.search_key() if state["config"].get(k) != cfg.search_key()[k])
-            raise InputError(f"{ckpt_path}: the checkpoint was made with other settings ({', '.join(diff)})")
-        _restore(algorithm, problem, state)
-        cache = {tuple(e["genome"]): e for e in state["evaluations"]}
-        history = state["history"]
-        start_gen = int(state["generation"]) + 1
-        elapsed = float(state.get("seconds", 0.0))
-        # drop rows written after the checkpoint (the generation in progress is redone)
-        io.write_jsonl(out / "generations.jsonl", history)
-        io.write_jsonl(out / "evaluations.jsonl", [e for e in state["evaluations"]])
-    batches = _fitness_batches(cfg)
-    ctx = EvalContext(space=space, batches=batches, channels=cfg.channels, seed=seed, metric=cfg.metric,
-                      variant=cfg.variant)
-    t_run = time.perf_counter()
-    with make_backend(cfg.backend, ctx, workers=cfg.workers) as be:
-        for gen in range(start_gen, cfg.generations + 1):
-            g0 = time.perf_counter()
-            pop = algorithm.ask()
-            X = pop.get("X").astype(int)
-            todo = [tuple(int(v) for v in row) for row in X]
-            new = list(dict.fromkeys(g for g in todo if g not in cache))
-            for g, r in zip(new, be.map(new)):
-                cache[g] = r
-            F = np.array([objectives(cache[g]) for g in todo])
-            _set_objectives(problem, pop, F)
-            algorithm.tell(infills=pop)
-            front = _front(space, algorithm.pop, cache)
-            scores = np.array([cache[tuple(int(v) for v in row)]["score"] for row in algorithm.pop.get("X")])
-            row = {
-                "generation": gen, "evaluated": len(cache), "new": len(new),
-                "best_score": float(scores.max()), "mean_score": float(scores.mean()),
-                "front_size": len(front), "best_genome": list(front[0].genome),
-                "front_min_synops": float(min(c.synops for c in front)),
-                "front_min_params": int(min(c.params for c in front)),
-                "degenerate": int(sum(cache[g]["degenerate"] for g in todo)),
-                "seconds": time.perf_counter() - g0,
-            }
-            history.append(row)
-            if out is not None:
-                for g in new:
-                    cache[g] = cache[g] | {"generation": gen}
-                    io.append_jsonl(out / "evaluations.jsonl", cache[g])
-                _save(ckpt_path, cfg, algorithm, gen, cache, history, elapsed + time.perf_counter() - t_run)
-                io.append_jsonl(out / "generations.jsonl", row)
-            if on_progress:
-                on_progress(row | {"generations": cfg.generations})
-    front = _front(space, algorithm.pop, cache)
-    result = NasResult(best=front[0], front=tuple(front), history=history, evaluated=len(cache),
-                       seconds=time.perf_counter() - t0, config=cfg, out_dir=str(out) if out else None)
-    if out is not None:
-        io.write_json(out / "pareto.json", {
-            "schema_version": SCHEMA_VERSION, "config": asdict(cfg), "space": {"cells": space.cells,
-                                                                              "genes": space.names},
-            "objectives": ["-rdm_score", "synops", "params"],
-            "front": [asdict(c) | {"genome": list(c.genome)} for c in front],
-            "best": asdict(front[0]) | {"genome": list(front[0].genome)},
-            "evaluated": len(cache), "search_seconds": elapsed + time.perf_counter() - t_run,
-        })
-        plot_front(front, out / "pareto.png")
-    return result
-
-
-def _save(path: Path, cfg: NasConfig, algorithm, gen: int, cache: dict, history: list, seconds: float) -> None:
-    pop = algorithm.pop
-    state = {
-        "format": CHECKPOINT_FORMAT, "schema_version": SCHEMA_VERSION, "config": cfg.search_key(),
-        "generation": gen, "n_iter": int(algorithm.n_iter), "n_eval": int(algorithm.evaluator.n_eval),
-        "rng": algorithm.random_state.bit_generator.state,
-        "pop": {"X": pop.get("X").astype(int).tolist(), "F": pop.get("F").tolist(),
-                "rank": pop.get("rank").astype(int).tolist(), "crowding": _encode_crowding(pop.get("crowding"))},
-        "evaluations": list(cache.values()), "history": history, "seconds": seconds,
-    }
-    io.write_json(path, state)
-
-
-def _restore(algorithm, problem, state: dict) -> None:
-    """Put the algorithm into the state saved after a generation (see :func:`_save`)."""
-    from pymoo.core.population import Population
-
-    p = state["pop"]
-    pop = Population.new(X=np.array(p["X"], dtype=int))
-    _set_objectives(problem, pop, np.array(p["F"], dtype=np.float64))
-    pop.set("rank", np.array(p["rank"], dtype=int), "crowding", _decode_crowding(p["crowding"]))
-    algorithm.pop = pop
-    algorithm.is_initialized = True
-    algorithm.n_iter = int(state["n_iter"])
-    algorithm.evaluator.n_eval = int(state["n_eval"])
-    algorithm.random_state.bit_generator.state = state["rng"]
-    algorithm._set_optimum()
+    cfg = EvolveConfig(data=data, generations=generations, population=population, seed=seed, steps=steps,
+                       backend=backend, cluster=cluster, workers=workers, options=NasOptions(**options))
+    return evolve("nas", cfg, out_dir=out_dir, resume=resume, on_progress=on_progress)
 
 
 # ---------------------------------------------------------------- after the search
 
 def _load_front(result_or_dir) -> tuple[list[NasCandidate], dict]:
     if isinstance(result_or_dir, NasResult):
-        return list(result_or_dir.front), asdict(result_or_dir.config)
+        return list(result_or_dir.front), dict(result_or_dir.config)
     d = io.read_json(Path(result_or_dir) / "pareto.json")
     front = [NasCandidate(genome=tuple(c["genome"]), arch=c["arch"], score=c["score"], synops=c["synops"],
                           params=c["params"], degenerate=c.get("degenerate", False)) for c in d["front"]]

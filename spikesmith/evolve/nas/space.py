@@ -13,6 +13,10 @@ Genome layout, per cell ``c = 1..cells`` (cell 0 is the stem, a conv-LIF layer o
 :meth:`NasSpace.repair` makes a genome canonical: a cell with at least two earlier cells gets at
 least two inputs (the nearest is added), at most ``max_inputs`` (the oldest are dropped), and
 unused genes are set to 0, so genomes that decode to the same network are equal.
+
+The space also fixes the skeleton's reduction cells (not genes): ``reductions`` lists the cells
+that halve the resolution and multiply the channels by ``channel_growth`` (2, as in the DARTS-like
+skeleton; 1 keeps them); None picks them from the input (see :meth:`NasSpace.reduction_cells`).
 """
 
 from __future__ import annotations
@@ -68,10 +72,23 @@ class NasSpace:
     feedback_kernels: tuple[int, ...] = (1, 3)
     min_inputs: int = 2
     max_inputs: int = 4
+    reductions: tuple[int, ...] | None = None
+    channel_growth: int = 2
 
     def __post_init__(self) -> None:
         if not 1 <= self.cells <= 16:
             raise InputError(f"NAS space: cells must be in 1..16, got {self.cells}")
+        if self.reductions is not None:
+            try:
+                red = tuple(int(c) for c in self.reductions)
+            except (TypeError, ValueError):
+                raise InputError(f"NAS space: reductions must be cell numbers, got {self.reductions!r}") from None
+            if any(not 1 <= c <= self.cells for c in red) or list(red) != sorted(set(red)):
+                raise InputError(f"NAS space: reductions must be increasing cell numbers in 1..{self.cells}, "
+                                 f"got {list(red)}")
+            object.__setattr__(self, "reductions", red)
+        if isinstance(self.channel_growth, bool) or self.channel_growth not in (1, 2, 3, 4):
+            raise InputError(f"NAS space: channel_growth must be 1..4, got {self.channel_growth!r}")
         if not self.library:
             raise InputError("NAS space: the motif library is empty")
         names = [m.name for m in self.library]
@@ -81,6 +98,19 @@ class NasSpace:
             raise InputError("NAS space: kernel sizes must be odd and positive")
         if not 1 <= self.min_inputs <= self.max_inputs:
             raise InputError(f"NAS space: need 1 <= min_inputs <= max_inputs, got {self.min_inputs}, {self.max_inputs}")
+
+    def reduction_cells(self, input_hw: tuple[int, int]) -> tuple[int, ...]:
+        """The cells that halve the resolution (and double the channels) for an input of ``input_hw``.
+
+        ``reductions`` when set; otherwise the DARTS-like skeleton's positions, cells
+        ``cells // 3 + 1`` and ``2 * cells // 3 + 1`` (cells 3 and 5 of 6), for inputs of at least
+        16x16, and none below (the 8x8 digits keep their full resolution).
+        """
+        if self.reductions is not None:
+            return self.reductions
+        if min(input_hw) < 16:
+            return ()
+        return tuple(sorted({self.cells // 3 + 1, 2 * self.cells // 3 + 1}))
 
     @property
     def max_edges(self) -> int:

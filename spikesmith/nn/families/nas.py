@@ -10,7 +10,11 @@ the result, so a model file rebuilds without the library):
   weight masked to the motif's edges (a 3x3 edge inside a 5x5 connection is zero outside the
   centre) and sign-constrained per source channel (Dale's principle);
 - one recurrent connection per population that has feedback edges (one step of delay);
-- relay populations where a forward edge skips depths (spike copies; see :class:`~spikesmith.nn.layers.Relay`).
+- relay populations where a forward edge skips depths (spike copies; see :class:`~spikesmith.nn.layers.Relay`);
+- reduction stages: a population at ``level`` l holds ``ceil(H / 2**l) x ceil(W / 2**l)`` neurons per
+  channel; a forward connection from level a to level b has stride ``2**(b - a)`` (same padding, so
+  an odd kernel maps ``n`` to ``ceil(n / stride)`` positions), as in a DARTS-like skeleton's
+  reduction cells.
 
 Each population's forward convolutions are summed, batch-normalised (scale kept positive so signs
 survive folding) and drive LIF neurons; the readout average-pools the readout source's output
@@ -45,6 +49,7 @@ class Population:
     kind: str = "lif"  # "lif" | "relay"
     blocks: tuple[tuple[str, int, int, int], ...] = ()
     source: str | None = None  # relay: the population it copies
+    level: int = 0  # reductions ahead of it: spatial size ceil(H / 2**level) x ceil(W / 2**level)
 
     def signs(self) -> np.ndarray:
         """Sign of every channel's outgoing weights (+1, -1; 0 = unconstrained)."""
@@ -66,6 +71,7 @@ class Connection:
     blocks: tuple[tuple[int, int, int, int, int], ...]
     feedback: bool = False
     relay: bool = False
+    stride: int = 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +98,16 @@ class Wiring:
                     raise InputError(f"nas spec.connections: '{c.name}' joins unknown population '{end}'")
         if self.readout_src not in names:
             raise InputError(f"nas spec.readout_src: '{self.readout_src}' is not a population")
+        for p in self.populations:
+            if not 0 <= p.level <= 16:
+                raise InputError(f"nas spec.populations: '{p.name}' has level {p.level}, expected 0..16")
+        for c in self.connections:
+            want = 1 if c.feedback else 2 ** (self.level(c.dst) - self.level(c.src))
+            if c.stride != want or c.stride < 1:
+                raise InputError(f"nas spec.connections: '{c.name}' joins level {self.level(c.src)} to level "
+                                 f"{self.level(c.dst)} and needs stride {want}, got {c.stride}")
+            if c.kernel < 1 or c.kernel % 2 == 0:
+                raise InputError(f"nas spec.connections: '{c.name}' has kernel {c.kernel}, expected an odd size")
 
     def population(self, name: str) -> Population:
         for p in self.populations:
@@ -102,6 +118,16 @@ class Wiring:
     def into(self, name: str, *, feedback: bool) -> list[Connection]:
         """Connections into ``name`` (forward or recurrent)."""
         return [c for c in self.connections if c.dst == name and c.feedback == feedback]
+
+    def level(self, name: str) -> int:
+        """Reductions between the input and population ``name`` (the input is level 0)."""
+        return 0 if name == INPUT else self.population(name).level
+
+    def spatial(self, name: str) -> tuple[int, int]:
+        """(H, W) of population ``name``: each reduction halves, rounding up."""
+        _, h, w = self.input_shape
+        f = 2 ** self.level(name)
+        return -(-h // f), -(-w // f)
 
     def channels(self, name: str) -> int:
         return self.input_shape[0] if name == INPUT else self.population(name).channels
@@ -124,17 +150,19 @@ class Wiring:
 
     @property
     def pool(self) -> int:
-        """The readout's average-pooling window (2 when the input is at least 2x2)."""
-        _, h, w = self.input_shape
+        """The readout's average-pooling window (2 when the readout source is at least 2x2)."""
+        h, w = self.spatial(self.readout_src)
         return 2 if h >= 2 and w >= 2 else 1
 
     def to_dict(self) -> dict:
         return {
             "input_shape": list(self.input_shape), "num_classes": self.num_classes,
             "populations": [{"name": p.name, "channels": p.channels, "depth": p.depth, "kind": p.kind,
-                             "blocks": [list(b) for b in p.blocks], "source": p.source} for p in self.populations],
+                             "blocks": [list(b) for b in p.blocks], "source": p.source, "level": p.level}
+                            for p in self.populations],
             "connections": [{"name": c.name, "src": c.src, "dst": c.dst, "kernel": c.kernel,
-                             "blocks": [list(b) for b in c.blocks], "feedback": c.feedback, "relay": c.relay}
+                             "blocks": [list(b) for b in c.blocks], "feedback": c.feedback, "relay": c.relay,
+                             "stride": c.stride}
                             for c in self.connections],
             "readout_src": self.readout_src, "readout_block": list(self.readout_block),
             "neuron": self.neuron.to_dict(),
@@ -145,10 +173,11 @@ class Wiring:
         pops = tuple(Population(name=str(p["name"]), channels=int(p["channels"]), depth=int(p["depth"]),
                                 kind=str(p["kind"]), blocks=tuple((str(b[0]), int(b[1]), int(b[2]), int(b[3]))
                                                                   for b in p["blocks"]),
-                                source=p.get("source")) for p in d["populations"])
+                                source=p.get("source"), level=int(p.get("level", 0))) for p in d["populations"])
         conns = tuple(Connection(name=str(c["name"]), src=str(c["src"]), dst=str(c["dst"]), kernel=int(c["kernel"]),
                                  blocks=tuple(tuple(int(v) for v in b) for b in c["blocks"]),
-                                 feedback=bool(c["feedback"]), relay=bool(c["relay"])) for c in d["connections"])
+                                 feedback=bool(c["feedback"]), relay=bool(c["relay"]),
+                                 stride=int(c.get("stride", 1))) for c in d["connections"])
         return cls(input_shape=tuple(d["input_shape"]), num_classes=int(d["num_classes"]), populations=pops,
                    connections=conns, readout_src=str(d["readout_src"]),
                    readout_block=tuple(int(v) for v in d["readout_block"]),
@@ -162,7 +191,7 @@ def node_key(name: str) -> str:
 
 def readout_mask(wiring: Wiring) -> np.ndarray:
     """(classes, features) 0/1 mask of the readout: only the readout block's pooled channels."""
-    _, h, w = wiring.input_shape
+    h, w = wiring.spatial(wiring.readout_src)
     pool = wiring.pool
     src = wiring.population(wiring.readout_src)
     per_channel = (h // pool) * (w // pool)
@@ -180,7 +209,8 @@ def build(wiring: Wiring, *, seed: int | None = None, dt: float, feedback_scale:
     for c in wiring.connections:
         if not c.relay:
             convs[c.name] = SignedConv(wiring.mask(c), wiring.signs(c.src),
-                                       init_scale=feedback_scale if c.feedback else 1.0, generator=generator)
+                                       init_scale=feedback_scale if c.feedback else 1.0, stride=c.stride,
+                                       generator=generator)
     nodes: list[tuple[str, nn.Module, tuple[str, ...]]] = []
     for p in wiring.populations:
         if p.kind == "relay":

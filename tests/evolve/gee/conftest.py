@@ -3,7 +3,7 @@
 import pytest
 
 from gee_data import synthetic_data
-from spikesmith.evolve.gee.ste import GeeData
+from spikesmith.evolve.gee.spatiotemporal import GeeData
 
 
 @pytest.fixture

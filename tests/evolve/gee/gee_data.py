@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from spikesmith.evolve.gee.ste import GeeData
+from spikesmith.evolve.gee.spatiotemporal import GeeData
 
 
 def synthetic_data(*, n_train: int = 160, n_val: int = 32, n_test: int = 32, steps: int = 4, seed: int = 0) -> GeeData:

@@ -11,18 +11,19 @@ import torch
 
 from spikesmith import io
 from spikesmith.errors import InputError
-from spikesmith.evolve.gee import Constant, CosineDecay, LinearDecay, SteConfig, run_gee_evolution
+from spikesmith.evolve import EvolveConfig
+from spikesmith.evolve.gee import Constant, CosineDecay, GeeSte, LinearDecay, SteOptions, run_gee_evolution
 from spikesmith.nn.families.gee import build_network
-from spikesmith.evolve.gee.ste import (
+from spikesmith.evolve.gee.spatiotemporal import (
     breed, crossover, encoding_keys, mutate, spatial_entropy, temporal_difference, tournament_select,
 )
 
 TINY = dict(arch="digits", genes=4, steps=2, seed=7)
 
 
-def tiny_cfg(**kw) -> SteConfig:
-    base = dict(batch_size=16, tournament=2, elite=1)
-    return SteConfig(**{**base, **kw})
+def tiny_cfg(**kw) -> SteOptions:
+    base = dict(batch_size=16, tournament=2, elite=1, max_batches=3)
+    return SteOptions(**{**base, **kw})
 
 
 def test_spatial_entropy_bounds():
@@ -91,7 +92,7 @@ def test_breed_keeps_elites_and_tournament_prefers_fitter():
     pop = _states(4)
     keys = encoding_keys(build_network("digits", genes=4))
     fitness = np.array([-3.0, -1.0, -2.0, -4.0])
-    nxt = breed(pop, fitness, tiny_cfg(population=4, elite=2), x_keys=keys, g_key="gene.g",
+    nxt = breed(pop, fitness, tiny_cfg(elite=2), x_keys=keys, g_key="gene.g",
                 rng=np.random.default_rng(0))
     assert len(nxt) == 4
     assert all(torch.equal(nxt[0][k], pop[1][k]) for k in pop[1])
@@ -102,42 +103,58 @@ def test_breed_keeps_elites_and_tournament_prefers_fitter():
 
 
 def test_run_is_deterministic_and_writes_metrics_and_plot(tiny_data, tmp_path):
-    cfg = tiny_cfg()
+    cfg = tiny_cfg(max_batches=None)
     events = []
-    r1 = run_gee_evolution(data=tiny_data, population=3, generations=2, final_epochs=1, config=cfg,
+    r1 = run_gee_evolution(data=tiny_data, population=3, generations=1, final_epochs=1, config=cfg,
                            out_dir=tmp_path / "a", device="cpu", on_progress=events.append, **TINY)
-    r2 = run_gee_evolution(data=tiny_data, population=3, generations=2, final_epochs=1, config=cfg,
-                           out_dir=tmp_path / "b", device="cpu", **TINY)
+    r2 = run_gee_evolution(data=tiny_data, population=3, generations=1, final_epochs=1, config=cfg,
+                           device="cpu", **TINY)
     assert r1.final_fitness == r2.final_fitness and r1.test_accuracy == r2.test_accuracy
     keys = ("best_fitness", "mean_fitness", "entropy", "difference", "train_loss", "mean_val_accuracy")
     assert [[h[k] for k in keys] for h in r1.history] == [[h[k] for k in keys] for h in r2.history]
-    assert r1.history[-1]["best_fitness"] > r1.history[0]["best_fitness"]  # it learns: not a silent network
-    rows = io.read_jsonl(tmp_path / "a" / "metrics.jsonl")
-    assert [r["phase"] for r in rows] == ["evolve", "evolve", "final"]
-    for key in ("best_fitness", "mean_fitness", "entropy", "difference", "val_accuracy", "wall_seconds"):
+    assert r1.final_fitness > r1.history[0]["best_fitness"]  # it learns: not a silent network
+    rows = io.read_jsonl(tmp_path / "a" / "generations.jsonl")
+    assert [r["generation"] for r in rows] == [0, 1] == [e["generation"] for e in events]
+    for key in ("best_fitness", "mean_fitness", "entropy", "difference", "val_accuracy", "elapsed", "objectives"):
         assert all(key in r for r in rows)
     assert rows[0]["best_fitness"] >= rows[0]["mean_fitness"]
+    assert rows[0]["objectives"]["fitness"]["best"] == rows[0]["best_fitness"]
     assert rows[0]["lambda_t"] > 0 and rows[1]["lambda_t"] == 0  # decayed by t = 0.5
-    assert (tmp_path / "a" / "evolution.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for png in ("evolution.png", "generations.png"):
+        assert (tmp_path / "a" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ckpt = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
-    assert ckpt["stage"] == 3 and len(ckpt["population"]) == 1
+    assert ckpt["generation"] == 1 and ckpt["X"].shape[0] == 3
     from spikesmith.nn import load_model
 
     model, mf = load_model(tmp_path / "a" / "model.pt")
     assert mf.family == "gee" and mf.spec["arch"] == "digits" and model.gene is not None
     assert json.loads((tmp_path / "a" / "result.json").read_text())["final_fitness"] == r1.final_fitness
-    assert sum(e["event"] == "individual" for e in events) == 3 * 2 + 1
-    assert events[-1]["event"] == "done"
     assert r1.params < r1.dense_params and r1.encoded
     # a different seed changes the outcome
-    r3 = run_gee_evolution(data=tiny_data, population=3, generations=2, final_epochs=1, config=cfg,
+    r3 = run_gee_evolution(data=tiny_data, population=3, generations=1, final_epochs=1, config=cfg,
                            device="cpu", **{**TINY, "seed": 8})
     assert r3.final_fitness != r1.final_fitness
 
 
+def test_individuals_are_trained_by_fit_with_the_regularisers_as_extra_loss(tiny_data, monkeypatch):
+    import spikesmith.train as train
+
+    calls = []
+    real = train.fit
+
+    def spy(*args, **kw):
+        calls.append(kw.get("extra_loss"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(train, "fit", spy)
+    run_gee_evolution(data=tiny_data, population=2, generations=0, final_epochs=0, config=tiny_cfg(elite=0),
+                      device="cpu", **TINY)
+    assert len(calls) == 2 and all(callable(c) for c in calls)
+
+
 def test_fitness_is_negated_regularised_held_out_loss(tiny_data):
     cfg = tiny_cfg(lambda_s=Constant(value=0.5), lambda_t=Constant(value=3.0), sign=1.0)
-    r = run_gee_evolution(data=tiny_data, population=2, generations=1, final_epochs=0, config=cfg, device="cpu",
+    r = run_gee_evolution(data=tiny_data, population=2, generations=0, final_epochs=0, config=cfg, device="cpu",
                           **TINY)
     h = r.history[0]
     val_loss = -h["best_fitness"] + 0.5 * h["entropy"] - 3.0 * h["difference"]
@@ -146,24 +163,24 @@ def test_fitness_is_negated_regularised_held_out_loss(tiny_data):
 
 
 def test_dense_baseline_and_existing_run_guard(tiny_data, tmp_path):
-    r = run_gee_evolution(data=tiny_data, population=1, generations=0, final_epochs=2, encoded=False,
+    r = run_gee_evolution(data=tiny_data, population=1, generations=0, final_epochs=1, encoded=False,
                           config=tiny_cfg(), out_dir=tmp_path, device="cpu", **TINY)
     assert not r.encoded and r.params == r.dense_params and r.compression == 0.0
-    assert len(r.history) == 2 and r.history[0]["lambda_s"] == 0.0
+    assert len(r.history) == 1 and r.history[0]["entropy"] == 0.0
     with pytest.raises(InputError, match="resume"):
-        run_gee_evolution(data=tiny_data, population=1, generations=0, final_epochs=2, encoded=False,
+        run_gee_evolution(data=tiny_data, population=1, generations=0, final_epochs=1, encoded=False,
                           config=tiny_cfg(), out_dir=tmp_path, device="cpu", **TINY)
-    with pytest.raises(InputError, match="different settings"):
+    with pytest.raises(InputError, match="other settings: options.final_epochs"):
         run_gee_evolution(data=tiny_data, population=1, generations=0, final_epochs=3, encoded=False,
                           config=tiny_cfg(), out_dir=tmp_path, device="cpu", resume=True, **TINY)
 
 
 def test_config_validation_names_the_field():
-    with pytest.raises(InputError, match="population"):
-        SteConfig(population=0)
+    with pytest.raises(InputError, match="--population"):
+        EvolveConfig(population=0)
     with pytest.raises(InputError, match="elite"):
-        SteConfig(population=2, elite=2)
+        GeeSte(EvolveConfig(population=2, options=SteOptions(elite=2)))
     with pytest.raises(InputError, match="sign"):
-        SteConfig(sign=0.5)
-    with pytest.raises(InputError, match="nothing to train"):
-        SteConfig(generations=0, final_epochs=0)
+        SteOptions(sign=0.5)
+    with pytest.raises(InputError, match="--crossover-rate"):
+        SteOptions(crossover_rate=float("nan"))

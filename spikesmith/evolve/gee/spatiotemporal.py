@@ -1,0 +1,616 @@
+"""Spatio-temporal dynamical evolution of GEE networks (spec section 2), a problem on the driver.
+
+Each individual is an initial wiring rule (the network's X blocks, G and the rest of its state,
+flattened to one float vector); the driver (:mod:`spikesmith.evolve.driver`) runs the generations.
+Evaluating an individual trains it briefly with :func:`spikesmith.train.fit` (the one training loop)
+and the spatio-temporal regularisers passed in as its ``extra_loss``:
+
+    loss = CE - lambda_S(t) * H(G) + s * lambda_T(t) * D(X, X_start)
+
+where H(G) is the entropy (nats) of |G| normalised to a distribution, D the mean squared change of
+all encodings since the start of the generation, t the fraction of generations done and s the
+configurable sign (default -1: reward change early). Its fitness is
+-(held-out CE - lambda_S H(G) + s lambda_T D). Breeding (tournament selection, crossover swapping
+whole rows of every X block and blending G, Gaussian mutation of X and G, elitism) is a pymoo mating
+built on the pure kernels below; survival is generational. The population is Lamarckian: the trained
+encodings are written back into the genomes. After the last generation the best individual is
+trained ``final_epochs`` more epochs.
+
+Randomness: initial networks and training order from ``SeedSequence(seed, spawn_key=(purpose, ...))``,
+breeding from the driver's checkpointed generator, so a resumed run repeats an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spikesmith import io
+from spikesmith.errors import InputError
+from spikesmith.evolve.driver import EvolutionProblem, EvolveConfig, register, run
+from spikesmith.evolve.gee.schedules import LinearDecay, Schedule, schedule_to_dict
+from spikesmith.nn.gee import is_encoded
+from spikesmith.seeding import derive
+from spikesmith.train import TrainConfig, logits_of
+
+PLOT = "evolution.png"
+MODEL = "model.pt"
+RESULT = "result.json"
+
+_INIT, _TRAIN = 0, 1  # SeedSequence spawn-key purposes (breeding draws from the driver's generator)
+
+
+# ----------------------------------------------------------------------------- regularisers
+
+
+def spatial_entropy(g: torch.Tensor) -> torch.Tensor:
+    """Return H(G) in nats: the entropy of |G| normalised to sum to 1 (max log(g*g))."""
+    a = g.abs().flatten()
+    p = a / a.sum().clamp_min(1e-12)
+    return -(p * torch.log(p.clamp_min(1e-12))).sum()
+
+
+def temporal_difference(current: list[torch.Tensor], previous: list[torch.Tensor]) -> torch.Tensor:
+    """Return D: the mean squared change over every encoding entry, current vs previous (same shapes)."""
+    if len(current) != len(previous):
+        raise InputError(f"temporal_difference: {len(current)} encodings vs {len(previous)} previous")
+    if not current:
+        return torch.zeros(())
+    total = sum(((c - p.to(c.device)) ** 2).sum() for c, p in zip(current, previous))
+    return total / sum(c.numel() for c in current)
+
+
+def encoding_tensors(model: nn.Module) -> list[torch.Tensor]:
+    """Return every encoding (X_pre, X_post of each encoded layer), in module order."""
+    out = []
+    for m in model.modules():
+        if is_encoded(m):
+            out += [m.x_pre, m.x_post]
+    return out
+
+
+def encoding_keys(model: nn.Module) -> list[str]:
+    """Return the state_dict keys of every encoding (X blocks), in module order."""
+    return [f"{name}.{x}" for name, m in model.named_modules() if is_encoded(m) for x in ("x_pre", "x_post")]
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True, kw_only=True)
+class GeeData:
+    """In-memory time-first data: x_* (T, N, *input_shape) float32, y_* (N,) int64; val held out of train."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    encoding: str | None = None  # the input encoding of the loaders the data came from
+
+    def __post_init__(self) -> None:
+        for split in ("train", "val", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if not isinstance(x, torch.Tensor) or x.dim() < 3:
+                raise InputError(f"GeeData.x_{split}: expected a tensor (T, N, ...), got {getattr(x, 'shape', x)!r}")
+            if not isinstance(y, torch.Tensor) or y.dim() != 1 or x.shape[1] != y.shape[0]:
+                raise InputError(f"GeeData.y_{split}: expected labels (N,) matching x_{split} (T, N, ...), "
+                                 f"got {tuple(getattr(y, 'shape', ()))} for {tuple(x.shape)}")
+            if y.numel() == 0:
+                raise InputError(f"GeeData.{split}: empty split")
+        if self.x_train.shape[2:] != self.x_val.shape[2:] or self.x_train.shape[2:] != self.x_test.shape[2:]:
+            raise InputError("GeeData: train, val and test samples differ in shape")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Return one step's input shape."""
+        return tuple(self.x_train.shape[2:])
+
+    def to(self, device) -> "GeeData":
+        """Return a copy with every tensor on ``device``."""
+        moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
+        return GeeData(**moved)
+
+
+def load_gee_data(name: str, *, steps: int, seed: int, val_fraction: float = 0.2) -> GeeData:
+    """Return dataset ``name`` from :func:`spikesmith.data.make_loaders`, gathered into tensors, with a
+    seeded ``val_fraction`` of the training samples held out for fitness."""
+    from spikesmith.data import make_loaders
+
+    if not 0.0 < val_fraction < 1.0:
+        raise InputError(f"val_fraction: expected a fraction strictly between 0 and 1, got {val_fraction!r}")
+    loaders = make_loaders(name, batch_size=256, steps=steps, seed=seed)
+
+    def gather(loader):
+        xs, ys = zip(*[(x, y) for x, y in loader])
+        return torch.cat(xs, 1).float(), torch.cat(ys).long()
+
+    x_tr, y_tr = gather(loaders.train)
+    x_te, y_te = gather(loaders.test)
+    gen = torch.Generator().manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
+    perm = torch.randperm(y_tr.numel(), generator=gen)
+    n_val = max(1, int(round(val_fraction * y_tr.numel())))
+    val, train = perm[:n_val], perm[n_val:]
+    return GeeData(name=name, x_train=x_tr[:, train], y_train=y_tr[train], x_val=x_tr[:, val], y_val=y_tr[val],
+                   x_test=x_te, y_test=y_te, num_classes=int(loaders.info.num_classes),
+                   encoding=loaders.info.encoding)
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True, kw_only=True)
+class SteOptions:
+    """Options of ``evolve gee`` (composed into :class:`~spikesmith.evolve.driver.EvolveConfig`); the
+    per-individual training hyper-parameters are a :class:`~spikesmith.train.TrainConfig` (its
+    ``epochs`` and ``seed`` are set per call)."""
+
+    arch: str = "digits"
+    genes: int = 16
+    encoded: bool = True  # False: the same architecture with dense weights (the baseline)
+    device: str | None = None  # None: CUDA when available
+    epochs_per_generation: int = 1
+    final_epochs: int = 8
+    max_batches: int | None = None  # per epoch; None = one full pass
+    batch_size: int = 64
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, lr=3e-3, warmup_epochs=0.0))
+    tournament: int = 3
+    elite: int = 1
+    crossover_rate: float = 0.9
+    mutation_sigma: float = 0.05  # relative to each tensor's standard deviation
+    lambda_s: Schedule = field(default_factory=lambda: LinearDecay(start=0.05, until=0.3))
+    lambda_t: Schedule = field(default_factory=lambda: LinearDecay(start=10.0, until=0.3))
+    sign: float = -1.0
+
+    def __post_init__(self) -> None:
+        from spikesmith import options
+
+        options.integer("--genes", self.genes, low=1, high=4096)
+        options.integer("--epochs-per-generation", self.epochs_per_generation, low=1, high=options.MAX_EPOCHS)
+        options.integer("--final-epochs", self.final_epochs, low=0, high=options.MAX_EPOCHS)
+        options.optional_integer("--max-batches", self.max_batches, low=1, high=options.MAX_SAMPLES)
+        options.integer("--batch-size", self.batch_size, low=1, high=65_536)
+        options.integer("--tournament", self.tournament, low=1, high=10_000)
+        options.integer("--elite", self.elite, low=0, high=10_000)
+        options.number("--crossover-rate", self.crossover_rate, low=0.0, high=1.0)
+        options.number("--mutation-sigma", self.mutation_sigma, low=0.0, high=100.0)
+        if not isinstance(self.train, TrainConfig):
+            raise InputError(f"SteOptions.train: expected a TrainConfig, got {type(self.train).__name__}")
+        if self.sign not in (-1.0, 0.0, 1.0):
+            raise InputError(f"--sign: expected -1, 0 or +1, got {self.sign!r}")
+        from spikesmith.nn.families.gee import ARCH_NAMES
+
+        if self.arch not in ARCH_NAMES:
+            raise InputError(f"--arch: expected one of {', '.join(ARCH_NAMES)}, got {self.arch!r}")
+        if self.device not in (None, "cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise InputError(f"--device: expected cpu or cuda, got {self.device!r}")
+
+    def to_dict(self) -> dict:
+        """Return the options as a JSON-ready dict."""
+        d = asdict(self)
+        d["lambda_s"], d["lambda_t"] = schedule_to_dict(self.lambda_s), schedule_to_dict(self.lambda_t)
+        return d
+
+
+# ----------------------------------------------------------------------------- training and scoring
+
+
+def regulariser(model: nn.Module, previous: list[torch.Tensor], *, lam_s: float, lam_t: float,
+                sign: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return (penalty, H(G), D(X)) with penalty = -lam_s * H(G) + sign * lam_t * D(X, previous)."""
+    gene = getattr(model, "gene", None)
+    dev = next(model.parameters()).device
+    h = spatial_entropy(gene.g) if gene is not None else torch.zeros((), device=dev)
+    d = temporal_difference(encoding_tensors(model), previous).to(dev)
+    return -lam_s * h + sign * lam_t * d, h, d
+
+
+@torch.no_grad()
+def evaluate_split(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256,
+                   label_smoothing: float = 0.1) -> tuple[float, float]:
+    """Return (mean cross-entropy, accuracy 0..1) of ``model`` on x (T, N, ...), y (N,)."""
+    model.eval()
+    ce, correct = 0.0, 0
+    for i in range(0, y.numel(), batch_size):
+        logits = logits_of(model(x[:, i:i + batch_size])).float()
+        yb = y[i:i + batch_size]
+        ce += float(F.cross_entropy(logits, yb, label_smoothing=label_smoothing, reduction="sum"))
+        correct += int((logits.argmax(1) == yb).sum())
+    return ce / y.numel(), correct / y.numel()
+
+
+def score(model: nn.Module, data: GeeData, *, previous: list[torch.Tensor], lam_s: float, lam_t: float,
+          sign: float, label_smoothing: float = 0.1) -> dict:
+    """Return the fitness dict {fitness, val_loss, val_accuracy, entropy, difference} on held-out data."""
+    ce, acc = evaluate_split(model, data.x_val, data.y_val, label_smoothing=label_smoothing)
+    with torch.no_grad():
+        penalty, h, d = regulariser(model, previous, lam_s=lam_s, lam_t=lam_t, sign=sign)
+    fitness = -(ce + float(penalty))
+    if not math.isfinite(fitness):
+        fitness = -math.inf
+    return {"fitness": fitness, "val_loss": ce, "val_accuracy": acc, "entropy": float(h), "difference": float(d)}
+
+
+# ----------------------------------------------------------------------------- genetic operators (pure)
+
+
+def tournament_select(fitness: np.ndarray, k: int, rng: np.random.Generator) -> int:
+    """Return the index of the fittest of ``k`` individuals drawn without replacement."""
+    k = min(k, len(fitness))
+    picks = rng.choice(len(fitness), size=k, replace=False)
+    return int(picks[np.argmax(fitness[picks])])
+
+
+def crossover(a: dict, b: dict, *, x_keys: list[str], g_key: str | None, rng: np.random.Generator) -> dict:
+    """Return a child state_dict: parent ``a``'s tensors, with each row (neuron) of every X block taken
+    from ``b`` with probability 1/2, and G = alpha * G_a + (1 - alpha) * G_b, alpha ~ U(0, 1)."""
+    child = {k: v.clone() for k, v in a.items()}
+    for k in x_keys:
+        rows = torch.from_numpy(rng.random(a[k].shape[0]) < 0.5)
+        child[k][rows] = b[k][rows]
+    if g_key is not None:
+        alpha = float(rng.random())
+        child[g_key] = alpha * a[g_key] + (1.0 - alpha) * b[g_key]
+    return child
+
+
+def mutate(state: dict, *, keys: list[str], sigma: float, rng: np.random.Generator) -> dict:
+    """Return ``state`` with Gaussian noise N(0, (sigma * std(tensor))^2) added to each tensor in ``keys``."""
+    out = dict(state)
+    for k in keys:
+        t = state[k]
+        noise = torch.from_numpy(rng.standard_normal(tuple(t.shape)).astype(np.float32))
+        out[k] = t + float(sigma) * float(t.float().std()) * noise
+    return out
+
+
+def breed(population: list[dict], fitness: np.ndarray, cfg: SteOptions, *, x_keys: list[str],
+          g_key: str | None, rng: np.random.Generator) -> list[dict]:
+    """Return the next population: the ``cfg.elite`` fittest unchanged, the rest bred from tournaments."""
+    order = np.argsort(-fitness, kind="stable")
+    nxt = [{k: v.clone() for k, v in population[i].items()} for i in order[:cfg.elite]]
+    keys = x_keys + ([g_key] if g_key is not None else [])
+    while len(nxt) < len(population):
+        i = tournament_select(fitness, cfg.tournament, rng)
+        if rng.random() < cfg.crossover_rate and len(population) > 1:
+            j = tournament_select(fitness, cfg.tournament, rng)
+            a, b = (i, j) if fitness[i] >= fitness[j] else (j, i)
+            child = crossover(population[a], population[b], x_keys=x_keys, g_key=g_key, rng=rng)
+        else:
+            child = {k: v.clone() for k, v in population[i].items()}
+        nxt.append(mutate(child, keys=keys, sigma=cfg.mutation_sigma, rng=rng))
+    return nxt
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+@dataclass(frozen=True, kw_only=True)
+class GeeResult:
+    """What a GEE-STE (or plain) run returns."""
+
+    arch: str
+    genes: int
+    encoded: bool
+    final_fitness: float
+    val_accuracy: float
+    test_accuracy: float
+    params: int  # trainable parameters of the final network
+    dense_params: int  # the same architecture with dense weights
+    compression: float
+    generations: int
+    population: int
+    seconds: float
+    device: str
+    out_dir: str | None
+    history: tuple[dict, ...] = ()
+
+    def summary(self) -> dict:
+        """Return the result without the history, JSON-ready."""
+        d = asdict(self)
+        d.pop("history")
+        return d
+
+
+class _StateCodec:
+    """A network's state dict <-> one float64 vector (the genome pymoo sees); exact for float32 tensors."""
+
+    def __init__(self, template: dict):
+        self.keys = list(template)
+        self.shapes = [tuple(template[k].shape) for k in self.keys]
+        self.dtypes = [template[k].dtype for k in self.keys]
+        self.sizes = [int(template[k].numel()) for k in self.keys]
+
+    def flatten(self, state: dict) -> np.ndarray:
+        return np.concatenate([state[k].detach().cpu().reshape(-1).double().numpy() for k in self.keys])
+
+    def unflatten(self, vec: np.ndarray) -> dict:
+        out, i = {}, 0
+        for k, shape, dtype, n in zip(self.keys, self.shapes, self.dtypes, self.sizes):
+            out[k] = torch.from_numpy(np.array(vec[i:i + n])).reshape(shape).to(dtype)
+            i += n
+        return out
+
+
+@register("gee")
+class GeeSte(EvolutionProblem):
+    """GEE-STE: maximise the regularised held-out fitness of briefly trained initial wiring rules."""
+
+    objectives = ("fitness",)
+    maximised = (True,)
+    min_population = 1
+
+    def __init__(self, cfg: EvolveConfig, *, data: GeeData | None = None):
+        if cfg.options is None:
+            cfg = replace(cfg, options=SteOptions())
+        super().__init__(cfg)
+        o = cfg.options
+        if not isinstance(o, SteOptions):
+            raise InputError(f"evolve gee: expected SteOptions, got {type(o).__name__}")
+        if cfg.backend != "local":
+            raise InputError(f"--backend {cfg.backend}: evolve gee trains in this process (use local)")
+        if o.elite >= cfg.population and cfg.generations > 0:
+            raise InputError(f"--elite: expected fewer elites ({o.elite}) than individuals ({cfg.population})")
+        if data is not None and data.name != cfg.data:
+            raise InputError(f"data: the GeeData is {data.name!r} but the config names {cfg.data!r}")
+        self.opts: SteOptions = o
+        self._data = data
+        self.device = torch.device(o.device) if o.device else torch.device(
+            "cuda" if torch.cuda.is_available() else "cpu")
+        self._scores: list[dict] = []
+
+    # -- set-up
+    def prepare(self) -> None:
+        from spikesmith.nn import build
+
+        data = self._data if self._data is not None else load_gee_data(self.cfg.data, steps=self.cfg.steps,
+                                                                       seed=self.cfg.seed)
+        self.data = data.to(self.device)
+        if not hasattr(self, "spec"):
+            self._build_spec(data)
+        self.model = build(self.spec, seed=derive(self.cfg.seed, _INIT, 0)).to(self.device)
+        self.x_keys = encoding_keys(self.model)
+        self.g_key = "gene.g" if getattr(self.model, "gene", None) is not None else None
+
+    def _build_spec(self, data: GeeData) -> None:
+        from spikesmith.nn import build
+        from spikesmith.nn.families.gee import GeeSpec
+
+        try:
+            self.spec = GeeSpec(arch=self.opts.arch, genes=self.opts.genes, encoded=bool(self.opts.encoded),
+                                num_classes=data.num_classes, input_shape=data.input_shape)
+        except InputError as exc:
+            raise InputError(f"data {data.name!r}: {exc}") from None
+        self.codec = _StateCodec(build(self.spec, seed=0).state_dict())
+
+    def _ensure_spec(self) -> None:
+        if not hasattr(self, "spec"):  # the genome length is needed before prepare (pymoo set-up)
+            data = self._data if self._data is not None else load_gee_data(self.cfg.data, steps=self.cfg.steps,
+                                                                            seed=self.cfg.seed)
+            self._data = data
+            self._build_spec(data)
+
+    def pymoo_problem(self):
+        from pymoo.core.problem import Problem
+
+        self._ensure_spec()
+        return Problem(n_var=sum(self.codec.sizes), n_obj=1, xl=None, xu=None, vtype=float)
+
+    def algorithm(self):
+        from pymoo.algorithms.soo.nonconvex.ga import GA
+        from pymoo.core.infill import InfillCriterion
+        from pymoo.core.population import Population
+        from pymoo.core.sampling import Sampling
+        from pymoo.core.survival import Survival
+
+        from spikesmith.nn import build
+
+        self._ensure_spec()
+        prob = self
+
+        class InitialRules(Sampling):
+            """Networks built from seeds (seed, init, i): the initial wiring rules."""
+
+            def _do(self, problem, n_samples, *args, random_state=None, **kwargs):
+                return np.stack([prob.codec.flatten(build(prob.spec, seed=derive(prob.cfg.seed, _INIT, i)).state_dict())
+                                 for i in range(n_samples)])
+
+        class Breed(InfillCriterion):
+            """The elites unchanged, the rest from tournaments, row crossover and mutation (:func:`breed`)."""
+
+            def _do(self, problem, pop, n_offsprings, random_state=None, **kwargs):
+                states = [prob.codec.unflatten(x) for x in pop.get("X")]
+                fitness = -pop.get("F")[:, 0]
+                model = build(prob.spec, seed=0)
+                x_keys = encoding_keys(model)
+                g_key = "gene.g" if getattr(model, "gene", None) is not None else None
+                children = breed(states, fitness, prob.opts, x_keys=x_keys, g_key=g_key, rng=random_state)
+                return Population.new("X", np.stack([prob.codec.flatten(c) for c in children[:n_offsprings]]))
+
+        class Generational(Survival):
+            """The offspring replace their parents."""
+
+            def __init__(self):
+                super().__init__(filter_infeasible=False)
+
+            def _do(self, problem, pop, n_survive=None, **kwargs):
+                return pop[len(pop) - n_survive:]
+
+        return GA(pop_size=self.cfg.population, n_offsprings=self.cfg.population, sampling=InitialRules(),
+                  mating=Breed(), survival=Generational(), eliminate_duplicates=False)
+
+    # -- evaluation: train with the one fit, score on held-out data
+    def progress(self, generation: int) -> float:
+        """t, the fraction of generations done (generation 0 is the first of generations + 1)."""
+        return generation / (self.cfg.generations + 1)
+
+    def lr_at(self, generation: int) -> float:
+        """Cosine decay of the learning rate over the generations and the final epochs."""
+        total = self.cfg.generations + 1 + self.opts.final_epochs
+        return self.opts.train.lr * 0.5 * (1.0 + math.cos(math.pi * generation / total))
+
+    def _batches(self, *purpose: int):
+        """``train_batches(epoch)`` for :func:`fit`: a seeded order per (purpose, epoch), at most max_batches."""
+        data, o = self.data, self.opts
+        n = data.y_train.numel()
+
+        def train_batches(epoch: int):
+            gen = torch.Generator().manual_seed(derive(self.cfg.seed, _TRAIN, *purpose, epoch))
+            perm = torch.randperm(n, generator=gen).to(data.x_train.device)
+            chunks = [perm[i:i + o.batch_size] for i in range(0, n, o.batch_size)]
+            if o.max_batches is not None:
+                chunks = chunks[:o.max_batches]
+            return ((data.x_train[:, idx], data.y_train[idx]) for idx in chunks)
+
+        return train_batches
+
+    def train(self, state: dict, *, epochs: int, lr: float, lam_s: float, lam_t: float, purpose: tuple) -> dict:
+        """Load ``state``, train it with :func:`fit` (regularisers as ``extra_loss``), return its scores."""
+        from spikesmith.train import fit
+
+        self.model.load_state_dict(state)
+        previous = [x.detach().clone() for x in encoding_tensors(self.model)]
+        sign = self.opts.sign
+
+        def extra_loss(model, epoch):
+            return regulariser(model, previous, lam_s=lam_s, lam_t=lam_t, sign=sign)[0]
+
+        cfg = replace(self.opts.train, epochs=epochs, lr=lr, seed=self.cfg.seed, device=str(self.device))
+        # held-out scoring is the fitness below: fit's per-epoch test pass gets no batches
+        result = fit(self.model, self._batches(*purpose), lambda: (), cfg,
+                     extra_loss=extra_loss if (lam_s or lam_t) else None)
+        s = score(self.model, self.data, previous=previous, lam_s=lam_s, lam_t=lam_t, sign=sign,
+                  label_smoothing=cfg.label_smoothing)
+        return s | {"train_loss": float(result.history[-1]["loss"]) if result.history else math.nan}
+
+    def evaluate(self, X, generation):
+        t = self.progress(generation)
+        lam_s, lam_t, lr = self.opts.lambda_s(t), self.opts.lambda_t(t), self.lr_at(generation)
+        trained, self._scores = [], []
+        for i, x in enumerate(np.asarray(X)):
+            s = self.train(self.codec.unflatten(x), epochs=self.opts.epochs_per_generation, lr=lr, lam_s=lam_s,
+                           lam_t=lam_t, purpose=(generation, i))
+            self._scores.append(s)
+            self.cache[f"{generation}.{i}"] = s | {"generation": generation, "individual": i}
+            trained.append(self.codec.flatten(self.model.state_dict()))  # Lamarckian: trained values inherited
+        self._lams = (lam_s, lam_t, lr)
+        return np.array([[-s["fitness"]] for s in self._scores]), np.stack(trained)
+
+    def record(self, algorithm, generation):
+        sc = self._scores
+        fit = np.array([s["fitness"] for s in sc])
+        b = int(np.argmax(fit))
+        lam_s, lam_t, lr = self._lams
+        return {"best_fitness": float(fit[b]), "mean_fitness": float(fit.mean()), "entropy": sc[b]["entropy"],
+                "difference": sc[b]["difference"], "mean_difference": float(np.mean([s["difference"] for s in sc])),
+                "val_accuracy": sc[b]["val_accuracy"],
+                "mean_val_accuracy": float(np.mean([s["val_accuracy"] for s in sc])),
+                "train_loss": sc[b]["train_loss"], "lambda_s": lam_s, "lambda_t": lam_t, "lr": lr}
+
+    # -- the end: train the best to the end, test, write the model
+    def finish(self, algorithm, history, out: Path | None, seconds: float) -> GeeResult:
+        from spikesmith.evolve.gee.report import report_of
+
+        t0 = time.perf_counter()
+        F = algorithm.pop.get("F")[:, 0]
+        best = int(np.argmin(F))
+        state = self.codec.unflatten(algorithm.pop.get("X")[best])
+        final = {"fitness": float(-F[best])}
+        o = self.opts
+        if o.final_epochs:
+            g = self.cfg.generations + 1
+            t = 1.0
+            final = self.train(state, epochs=o.final_epochs, lr=self.lr_at(g), lam_s=o.lambda_s(t),
+                               lam_t=o.lambda_t(t), purpose=(g, 0))
+        else:
+            self.model.load_state_dict(state)
+            final |= {"val_accuracy": evaluate_split(self.model, self.data.x_val, self.data.y_val,
+                                                     label_smoothing=o.train.label_smoothing)[1]}
+        model = self.model
+        _, test_acc = evaluate_split(model, self.data.x_test, self.data.y_test, label_smoothing=o.train.label_smoothing)
+        report = report_of(model, arch=o.arch, genes=o.genes)
+        result = GeeResult(arch=o.arch, genes=o.genes, encoded=self.g_key is not None,
+                           final_fitness=float(final["fitness"]), val_accuracy=float(final["val_accuracy"]),
+                           test_accuracy=float(test_acc), params=report.encoded_total,
+                           dense_params=report.dense_total, compression=report.compression,
+                           generations=self.cfg.generations, population=self.cfg.population,
+                           seconds=seconds + time.perf_counter() - t0, device=str(self.device),
+                           out_dir=str(out) if out is not None else None, history=tuple(history))
+        if out is not None:
+            from spikesmith.nn import save_model
+
+            save_model(out / MODEL, model.cpu(), self.spec, steps=int(self.data.x_train.shape[0]),
+                       data=self.data.name, encoding=self.data.encoding,
+                       meta={"test_accuracy": float(test_acc), "generations": self.cfg.generations})
+            model.to(self.device)
+            io.write_json(out / RESULT, {"schema_version": io.SCHEMA_VERSION, **result.summary()})
+            if history:
+                plot_history(history, out / PLOT)
+        return result
+
+
+def run_gee_evolution(*, data: str | GeeData = "digits", arch: str = "digits", genes: int = 16,
+                      population: int = 8, generations: int = 8, final_epochs: int = 8, steps: int = 4,
+                      seed: int = 0, out_dir: str | Path | None = None, resume: bool = False,
+                      device: str | None = None, encoded: bool = True, config: SteOptions | None = None,
+                      on_progress: Callable[[dict], None] | None = None) -> GeeResult:
+    """Return the GeeResult of a GEE-STE run of ``arch`` on ``data`` (a dataset name or a GeeData).
+
+    ``arch``, ``genes``, ``final_epochs``, ``device`` and ``encoded`` override the same fields of
+    ``config``. ``generations=0`` trains the initial population once (``population=1``: plain
+    training for ``epochs_per_generation + final_epochs`` epochs); with ``encoded=False`` the same
+    architecture is built with dense weights (the baseline). ``steps`` is T (ignored for a GeeData).
+    """
+    if not isinstance(data, (str, GeeData)):
+        raise InputError(f"data: expected a dataset name or a GeeData, got {type(data).__name__}")
+    opts = replace(config or SteOptions(), arch=arch, genes=genes, final_epochs=final_epochs, device=device,
+                   encoded=bool(encoded))
+    name = data if isinstance(data, str) else data.name
+    if isinstance(data, GeeData):
+        steps = int(data.x_train.shape[0])
+    cfg = EvolveConfig(population=population, generations=generations, seed=seed, data=name, steps=steps,
+                       options=opts)
+    problem = GeeSte(cfg, data=data if isinstance(data, GeeData) else None)
+    return run(problem, out_dir=out_dir, resume=resume, on_progress=on_progress)
+
+
+def plot_history(history: list[dict], path: str | Path) -> Path:
+    """Write a PNG of best/mean fitness, accuracy, H(G) and D(X) per generation; returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [h["generation"] for h in history]
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6))
+    a, b, c, d = axes.ravel()
+    a.plot(x, [h["best_fitness"] for h in history], marker="o", label="best")
+    a.plot(x, [h["mean_fitness"] for h in history], marker=".", label="mean")
+    a.set(xlabel="generation", ylabel="fitness", title="fitness")
+    a.legend()
+    b.plot(x, [h["val_accuracy"] for h in history], marker="o", label="best")
+    b.plot(x, [h["mean_val_accuracy"] for h in history], marker=".", label="mean")
+    b.set(xlabel="generation", ylabel="held-out accuracy", title="accuracy", ylim=(0, 1))
+    b.legend()
+    c.plot(x, [h["entropy"] for h in history], marker="o")
+    c.set(xlabel="generation", ylabel="H(G) [nats]", title="spatial entropy")
+    d.plot(x, [h["difference"] for h in history], marker="o", label="best")
+    d.plot(x, [h["mean_difference"] for h in history], marker=".", label="mean")
+    d.set(xlabel="generation", ylabel="D(X)", title="temporal difference", yscale="symlog", )
+    d.legend()
+    fig.tight_layout()
+    try:
+        return io.save_figure(path, fig)
+    finally:
+        plt.close(fig)
