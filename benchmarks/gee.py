@@ -3,7 +3,10 @@
 Run:  .venv/bin/python benchmarks/gee.py [--batch 64] [--genes 64] [--reps 10] [--device cpu|cuda] [--backward]
       .venv/bin/python benchmarks/gee.py --accuracy [--data digits,mnist5k] [--seeds 0,1,2] [--genes 16]
           [--population 4 --generations 2 --final-epochs 4] [--max-batches N] [--out gee.json]
-          (accuracy: GEE-STE vs GEE evolved without the STE regularisers vs the same net dense, same epochs)
+          [--target 0.5]  (the ablation: STE with H and D, without H, without D, without both, GEE trained
+          plainly, the same net dense; equal network-epochs; test accuracy and generations to --target)
+      .venv/bin/python benchmarks/gee.py --inheritance [--seeds 0,1,2]
+          (Baldwinian vs Lamarckian STE on the tests' synthetic data: the measurement behind the default)
 
 For each layer shape (ResNet-18-like convs and a linear layer) it times, at the given batch:
 dense forward (torch.nn.Conv2d / Linear), GEE forward (weight generated + applied), the weight
@@ -130,41 +133,47 @@ def render(rows: list[dict], *, genes: int, batch: int, device: torch.device) ->
     return "\n".join(lines)
 
 
-def _arms(population: int, generations: int, final_epochs: int, epochs_per_generation: int = 1) -> dict:
-    """The compared runs: GEE-STE with and without its regularisers, and the same net dense, equal epochs.
-
-    Budget: every arm trains for the same number of network-epochs, the STE run's total
-    (population x generations x epochs per generation + final epochs); the dense baseline spends
-    them on one network.
-    """
+def _arms(population: int, generations: int, final_epochs: int, epochs_per_generation: int = 1) -> tuple[dict, int]:
+    """The ablation arms: STE with both regularisers, without H, without D, without both; GEE trained
+    plainly; the same net dense. Equal budget: every arm trains the same number of network-epochs, the
+    STE runs' total (population x (generations + 1) x epochs per generation + final epochs, Baldwinian
+    adding the best's epochs per generation); plain and dense spend them on one network."""
     from spikesmith.evolve.gee.schedules import LinearDecay
 
-    budget = population * generations * epochs_per_generation + final_epochs
-    off = dict(lambda_s=LinearDecay(start=0.0), lambda_t=LinearDecay(start=0.0))
+    budget = population * (generations + 1) * epochs_per_generation + final_epochs + epochs_per_generation
+    evo = dict(encoded=True, population=population, generations=generations, final_epochs=final_epochs)
+    no_h, no_d = dict(lambda_s=LinearDecay(start=0.0)), dict(lambda_t=LinearDecay(start=0.0))
+    single = dict(population=1, generations=0, final_epochs=budget - 2 * epochs_per_generation)
     return {
-        "gee-ste": dict(encoded=True, population=population, generations=generations, final_epochs=final_epochs,
-                        config={}),
-        "gee-evo (no STE reg.)": dict(encoded=True, population=population, generations=generations,
-                                      final_epochs=final_epochs, config=off),
-        "dense": dict(encoded=False, population=1, generations=0, final_epochs=budget, config={}),
+        "STE (H and D)": evo | dict(config={}),
+        "STE without H": evo | dict(config=no_h),
+        "STE without D": evo | dict(config=no_d),
+        "STE without H, D": evo | dict(config=no_h | no_d),
+        "GEE trained plainly": single | dict(encoded=True, config=no_h | no_d),
+        "dense": single | dict(encoded=False, config=no_h | no_d),
     }, budget
+
+
+def generations_to(history: list[dict], target: float) -> int | None:
+    """Return the first generation whose best held-out accuracy reaches ``target`` (None: never)."""
+    return next((h["generation"] for h in history if h["val_accuracy"] >= target), None)
 
 
 def accuracy_comparison(*, datasets: list[str], seeds: list[int], genes: int, population: int, generations: int,
                         final_epochs: int, steps: int, max_batches: int | None, device: str | None,
-                        out: Path | None = None) -> str:
+                        target: float = 0.5, out: Path | None = None) -> str:
     """Run every arm of :func:`_arms` per dataset and seed; return a Markdown table of test accuracy and
-    parameters, mean ± std over seeds. Rows are appended to ``out`` (JSON) as they finish and reused."""
+    generations to reach ``target`` held-out accuracy, mean ± std over seeds. Rows are appended to
+    ``out`` (JSON) as they finish and reused."""
     import json
     from dataclasses import replace
 
     from spikesmith import io
-    from spikesmith.evolve.gee import run_gee_evolution
-    from spikesmith.evolve.gee.ste import SteConfig
+    from spikesmith.evolve.gee import SteOptions, run_gee_evolution
 
     arms, budget = _arms(population, generations, final_epochs)
     settings = dict(genes=genes, population=population, generations=generations, final_epochs=final_epochs,
-                    steps=steps, max_batches=max_batches)
+                    steps=steps, max_batches=max_batches, target=target)
     done = {"settings": settings, "rows": {}}
     if out is not None and out.is_file():
         prev = json.loads(out.read_text())
@@ -177,19 +186,24 @@ def accuracy_comparison(*, datasets: list[str], seeds: list[int], genes: int, po
                 if key in done["rows"]:
                     continue
                 kw = dict(kw)
-                cfg = replace(SteConfig(), max_batches=max_batches, **kw.pop("config"))
-                r = run_gee_evolution(data=data, arch="digits", genes=genes, steps=steps, seed=seed, device=device,
+                cfg = replace(SteOptions(), max_batches=max_batches, **kw.pop("config"))
+                arch = "digits"
+                r = run_gee_evolution(data=data, arch=arch, genes=genes, steps=steps, seed=seed, device=device,
                                       config=cfg, **kw)
+                gens = generations_to(list(r.history), target) if kw["population"] > 1 else None
                 done["rows"][key] = {"data": data, "seed": seed, "arm": name, "test_accuracy": r.test_accuracy,
-                                     "val_accuracy": r.val_accuracy, "params": r.params,
+                                     "val_accuracy": r.val_accuracy, "params": r.params, "generations_to": gens,
+                                     "best_val_per_generation": [h["val_accuracy"] for h in r.history],
                                      "dense_params": r.dense_params, "seconds": r.seconds}
-                print(f"{key}: test {r.test_accuracy:.3f} params {r.params:,} ({r.seconds:.0f} s)", flush=True)
+                print(f"{key}: test {r.test_accuracy:.3f}, generations to {target}: {gens} ({r.seconds:.0f} s)",
+                      flush=True)
                 if out is not None:
                     io.write_json(out, done)
-    lines = [f"T={steps}, g={genes}; GEE runs: population {population} x {generations} generations + "
-             f"{final_epochs} final epochs; dense: {budget} epochs (the same {budget} network-epochs)"
-             + (f"; at most {max_batches} batches of 64 per epoch" if max_batches else ""), "",
-             "| dataset | run | parameters | test accuracy mean ± std | per seed |", "|---|---|---|---|---|"]
+    lines = [f"T={steps}, g={genes}; STE runs: population {population} x {generations + 1} generations + "
+             f"{final_epochs} final epochs (Baldwinian); plain GEE and dense: one network, the same {budget} "
+             f"network-epochs" + (f"; at most {max_batches} batches of 64 per epoch" if max_batches else ""), "",
+             f"| dataset | run | parameters | test accuracy mean ± std | per seed | generations to {target:g} "
+             "held-out (per seed; - never) |", "|---|---|---|---|---|---|"]
     for data in datasets:
         for name in arms:
             rows = [r for r in done["rows"].values() if r["data"] == data and r["arm"] == name]
@@ -197,8 +211,34 @@ def accuracy_comparison(*, datasets: list[str], seeds: list[int], genes: int, po
                 continue
             acc = [r["test_accuracy"] for r in rows]
             sd = statistics.stdev(acc) if len(acc) > 1 else 0.0
+            gens = ([("-" if r["generations_to"] is None else str(r["generations_to"])) for r in rows]
+                    if name.startswith("STE") else ["n/a"])
             lines.append(f"| {data} | {name} | {rows[0]['params']:,} | {statistics.mean(acc):.3f} ± {sd:.3f} "
-                         f"({len(acc)} seeds) | {', '.join(f'{a:.3f}' for a in acc)} |")
+                         f"({len(acc)} seeds) | {', '.join(f'{a:.3f}' for a in acc)} | {', '.join(gens)} |")
+    return "\n".join(lines)
+
+
+def inheritance_comparison(*, seeds: list[int]) -> str:
+    """Baldwinian vs Lamarckian STE on the tests' synthetic 8x8 data (g=8, T=2, population 4, 3
+    generations after the initial one, 2 final epochs, batch 16, CPU); returns a Markdown table."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "evolve" / "gee"))
+    from gee_data import synthetic_data
+
+    from spikesmith.evolve.gee import SteOptions, run_gee_evolution
+
+    data = synthetic_data(n_train=320, n_val=64, n_test=160)
+    lines = ["| seed | Baldwinian test acc. | Lamarckian test acc. | best held-out acc. per generation (B / L) |",
+             "|---|---|---|---|"]
+    for seed in seeds:
+        rs = {}
+        for inh in ("baldwinian", "lamarckian"):
+            cfg = SteOptions(batch_size=16, tournament=2, elite=1, inheritance=inh)
+            rs[inh] = run_gee_evolution(data=data, population=4, generations=3, final_epochs=2, config=cfg,
+                                        device="cpu", arch="digits", genes=8, steps=2, seed=seed)
+        per = " / ".join(" ".join(f"{h['val_accuracy']:.2f}" for h in rs[k].history) for k in rs)
+        lines.append(f"| {seed} | {rs['baldwinian'].test_accuracy:.3f} | {rs['lamarckian'].test_accuracy:.3f} "
+                     f"| {per} |")
+        print(lines[-1], flush=True)
     return "\n".join(lines)
 
 
@@ -220,14 +260,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--final-epochs", type=int, default=4)
     ap.add_argument("--max-batches", type=int, default=None, help="training batches per epoch (default: all)")
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--target", type=float, default=0.5, help="held-out accuracy for generations-to-target")
     ap.add_argument("--out", type=Path, default=None, help="JSON of the accuracy rows (reused when rerun)")
+    ap.add_argument("--inheritance", action="store_true",
+                    help="instead: Baldwinian vs Lamarckian STE on synthetic data, per --seeds")
     args = ap.parse_args(argv)
+    if args.inheritance:
+        print(inheritance_comparison(seeds=[int(s) for s in args.seeds.split(",")]))
+        return
     if args.accuracy or args.digits:
         print(accuracy_comparison(datasets=["digits"] if args.digits else args.data.split(","),
                                   seeds=[int(s) for s in args.seeds.split(",")], genes=args.genes or 16,
                                   population=args.population, generations=args.generations,
                                   final_epochs=args.final_epochs, steps=args.steps, max_batches=args.max_batches,
-                                  device=args.device, out=args.out))
+                                  device=args.device, target=args.target, out=args.out))
         return
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     genes = args.genes or 64

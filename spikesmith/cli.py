@@ -264,6 +264,8 @@ def evolve_gee(population: int = _population(8), generations: int = _generations
                crossover_rate: float = typer.Option(0.9, help="Probability of crossover."),
                mutation_sigma: float = typer.Option(0.05, help="Mutation noise relative to each tensor's std."),
                sign: float = typer.Option(-1.0, help="Sign s of the temporal term: -1, 0 or +1."),
+               inheritance: str = typer.Option("lamarckian", help="lamarckian (children inherit the trained "
+                                               "values) or baldwinian (the untrained rules)."),
                device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
                params_only: bool = typer.Option(False, "--params-only", help="Print the parameter report only.")):
     """Evolve a genetically encoded (GEE) network with spatio-temporal evolution, or print its parameter
@@ -289,7 +291,8 @@ def evolve_gee(population: int = _population(8), generations: int = _generations
     opts = SteOptions(arch=arch, genes=gs[0], encoded=not dense, device=device,
                       epochs_per_generation=epochs_per_generation, final_epochs=final_epochs, max_batches=max_batches,
                       batch_size=batch_size, train=replace(base.train, lr=lr), tournament=tournament, elite=elite,
-                      crossover_rate=crossover_rate, mutation_sigma=mutation_sigma, sign=sign)
+                      crossover_rate=crossover_rate, mutation_sigma=mutation_sigma, sign=sign,
+                      inheritance=inheritance)
     cfg = EvolveConfig(population=population, generations=generations, seed=seed, backend=backend, cluster=cluster,
                        workers=workers, data=data, steps=steps, options=opts)
     r = _evolve("gee", cfg, out, resume)
@@ -305,6 +308,7 @@ def evolve_nas(population: int = _population(20), generations: int = _generation
                steps: int = typer.Option(6, help="Time steps per sample."),
                offspring: Optional[int] = typer.Option(None, help="Offspring per generation (default: population)."),
                cells: int = typer.Option(3, help="Cells of the multi-scale network."),
+               min_cells: int = typer.Option(1, help="Constraint: at least this many non-empty cells (0: none)."),
                channels: int = typer.Option(16, help="Channels of the first stage."),
                fitness_batch: int = typer.Option(64, help="Samples per fitness batch."),
                fitness_batches: int = typer.Option(1, help="Fitness batches per candidate."),
@@ -322,8 +326,8 @@ def evolve_nas(population: int = _population(20), generations: int = _generation
 
     options.integer("--train", train, low=0, high=options.MAX_EPOCHS)
     options.optional_integer("--deploy-samples", deploy_samples, low=1, high=options.MAX_SAMPLES)
-    opts = NasOptions(offspring=offspring, cells=cells, channels=channels, fitness_batch=fitness_batch,
-                      fitness_batches=fitness_batches, metric=metric, variant=variant, crossover_prob=crossover_prob,
+    opts = NasOptions(offspring=offspring, cells=cells, min_cells=min_cells, channels=channels,
+                      fitness_batch=fitness_batch, fitness_batches=fitness_batches, metric=metric, variant=variant, crossover_prob=crossover_prob,
                       mutation_eta=mutation_eta)
     cfg = EvolveConfig(population=population, generations=generations, seed=seed, backend=backend, cluster=cluster,
                        workers=workers, data=data, steps=steps, options=opts)
@@ -331,6 +335,8 @@ def evolve_nas(population: int = _population(20), generations: int = _generation
     typer.echo(f"Pareto front of {len(r.front)} ({r.evaluated} evaluated, {r.seconds:.0f} s); best RDM score "
                f"{r.best.score:.4f} ({r.best.params:,} parameters, {r.best.synops:,.0f} synaptic ops/sample); "
                f"wrote {out}/pareto.json and model.pt")
+    motifs = ", ".join(f"{k} {v}" for k, v in r.history[-1]["front_motifs"].items()) if r.history else ""
+    typer.echo(f"front cells by motif (non-empty cells >= {opts.min_cells}): {motifs}")
     if train:
         con = _console()
         rows = api.train_nas_best(out, epochs=train, seed=seed, deploy_samples=deploy_samples,

@@ -165,6 +165,11 @@ class EvolutionProblem:
         genomes to write back (None: unchanged)."""
         raise NotImplementedError
 
+    def constraints(self, X: np.ndarray) -> np.ndarray | None:
+        """Inequality constraints G (n, n_ieq_constr) of the genomes ``X``, feasible where G <= 0 (a pure
+        function of the genomes, so a resumed run recomputes it); None: unconstrained."""
+        return None
+
     def record(self, algorithm, generation: int) -> dict:
         """Problem-specific fields of the generation's metrics row."""
         return {}
@@ -204,7 +209,7 @@ def run(problem: EvolutionProblem, *, out_dir: str | Path | None = None, resume:
         if state["config_hash"] != cfg.config_hash():
             diff = config_difference(json.loads(state["config"]), cfg.search_key())
             raise InputError(f"{ckpt}: the checkpoint was made with other settings: {', '.join(diff)}")
-        _restore(algorithm, pproblem, state)
+        _restore(algorithm, pproblem, state, problem)
         problem.cache.clear()  # in place: operators may hold the dict
         problem.cache.update(json.loads(state["cache"]))
         history = json.loads(state["history"])
@@ -220,7 +225,7 @@ def run(problem: EvolutionProblem, *, out_dir: str | Path | None = None, resume:
             F, X_new = problem.evaluate(pop.get("X"), gen)
             if X_new is not None:
                 pop.set("X", X_new)
-            _set_objectives(pproblem, pop, np.asarray(F, dtype=np.float64))
+            _set_objectives(pproblem, pop, np.asarray(F, dtype=np.float64), problem.constraints(pop.get("X")))
             algorithm.tell(infills=pop)
             now = elapsed + time.perf_counter() - t_run
             done = gen + 1
@@ -254,11 +259,12 @@ def _objective_summary(problem: EvolutionProblem, F: np.ndarray) -> dict:
     return out
 
 
-def _set_objectives(pproblem, pop, F: np.ndarray) -> None:
+def _set_objectives(pproblem, pop, F: np.ndarray, G: np.ndarray | None = None) -> None:
     from pymoo.core.evaluator import Evaluator
     from pymoo.problems.static import StaticProblem
 
-    Evaluator().eval(StaticProblem(pproblem, F=F), pop)
+    out = {"F": F} if G is None else {"F": F, "G": np.asarray(G, dtype=np.float64)}
+    Evaluator().eval(StaticProblem(pproblem, **out), pop)
 
 
 _SKIP_ATTRS = {"X", "F", "G", "H", "CV", "FEAS", "feas", "cv", "dF", "dG", "dH", "ddF", "ddG", "ddH", "hF",
@@ -289,12 +295,12 @@ def _save(path: Path, problem: EvolutionProblem, algorithm, gen: int, history: l
     })
 
 
-def _restore(algorithm, pproblem, state: dict) -> None:
+def _restore(algorithm, pproblem, state: dict, problem: EvolutionProblem) -> None:
     """Put ``algorithm`` into the state saved after a generation (see :func:`_save`)."""
     from pymoo.core.population import Population
 
     pop = Population.new(X=state["X"].numpy())
-    _set_objectives(pproblem, pop, state["F"].numpy())
+    _set_objectives(pproblem, pop, state["F"].numpy(), problem.constraints(pop.get("X")))
     for key, val in state["attrs"].items():
         pop.set(key, val.numpy())
     algorithm.pop = pop

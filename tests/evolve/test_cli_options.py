@@ -13,13 +13,13 @@ BAD = ("0", "-1", "abc", "nan", "inf", HUGE)
 COMMON = ("--population", "--generations", "--seed", "--workers", "--steps")
 NUMERIC = {
     "search": COMMON + ("--samples",),
-    "nas": COMMON + ("--offspring", "--cells", "--channels", "--fitness-batch", "--fitness-batches",
+    "nas": COMMON + ("--offspring", "--cells", "--min-cells", "--channels", "--fitness-batch", "--fitness-batches",
                      "--crossover-prob", "--mutation-eta", "--train", "--deploy-samples"),
     "gee": COMMON + ("--genes", "--epochs-per-generation", "--final-epochs", "--max-batches", "--batch-size", "--lr",
                      "--tournament", "--elite", "--crossover-rate", "--mutation-sigma", "--sign"),
 }
 # values of BAD that are valid settings of an option (a seed of 0, no generations after the initial one, ...)
-VALID = {"--seed": {"0"}, "--generations": {"0"}, "--train": {"0"}, "--final-epochs": {"0"}, "--elite": {"0"},
+VALID = {"--seed": {"0"}, "--min-cells": {"0"}, "--generations": {"0"}, "--train": {"0"}, "--final-epochs": {"0"}, "--elite": {"0"},
          "--crossover-prob": {"0"}, "--crossover-rate": {"0"}, "--mutation-sigma": {"0"}, "--sign": {"0", "-1"}}
 
 CASES = [(cmd, opt, v) for cmd, opts in NUMERIC.items() for opt in opts for v in BAD if v not in VALID.get(opt, ())]
@@ -68,4 +68,11 @@ def test_population_of_one_and_other_shared_checks(tmp_path, capsys):
     assert rc == 2 and len(lines) == 1 and "--backend" in lines[0]
     rc, lines = _run(capsys, "search", "--data", "nowhere", "-o", out)
     assert rc == 2 and len(lines) == 1 and lines[0].startswith("error: --data: unknown dataset 'nowhere'")
+    assert not out.exists()
+
+
+def test_bad_inheritance_is_one_line_and_exit_2(tmp_path, capsys):
+    out = tmp_path / "o"
+    rc, lines = _run(capsys, "gee", "--inheritance", "darwinian", "-o", out)
+    assert rc == 2 and lines == ["error: --inheritance: expected one of baldwinian, lamarckian, got 'darwinian'"]
     assert not out.exists()

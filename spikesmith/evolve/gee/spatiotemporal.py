@@ -7,14 +7,17 @@ and the spatio-temporal regularisers passed in as its ``extra_loss``:
 
     loss = CE - lambda_S(t) * H(G) + s * lambda_T(t) * D(X, X_start)
 
-where H(G) is the entropy (nats) of |G| normalised to a distribution, D the mean squared change of
-all encodings since the start of the generation, t the fraction of generations done and s the
+where H(G) is the entropy of |G| normalised to a distribution, divided by its maximum log(g*g), D
+the change of each encoding since the start of the generation relative to its scale there, averaged
+over the encodings (:func:`temporal_difference`), t the fraction of generations done and s the
 configurable sign (default -1: reward change early). Its fitness is
--(held-out CE - lambda_S H(G) + s lambda_T D). Breeding (tournament selection, crossover swapping
-whole rows of every X block and blending G, Gaussian mutation of X and G, elitism) is a pymoo mating
-built on the pure kernels below; survival is generational. The population is Lamarckian: the trained
-encodings are written back into the genomes. After the last generation the best individual is
-trained ``final_epochs`` more epochs.
+-(held-out CE - lambda_S H + s lambda_T D); each term's share of the gradient, of the fitness and of
+its spread over the population is recorded per generation (:func:`signal_shares`). Breeding
+(tournament selection, crossover swapping whole rows of every X block and blending G, Gaussian
+mutation of X and G, elitism) is a pymoo mating built on the pure kernels below; survival is
+generational. Inheritance is Lamarckian by default (the trained values are written back into the
+genomes; the best is trained ``final_epochs`` more epochs) or Baldwinian (the genomes stay the
+untrained initial rules, a trained copy gives the fitness; the best rules are trained to the end).
 
 Randomness: initial networks and training order from ``SeedSequence(seed, spawn_key=(purpose, ...))``,
 breeding from the driver's checkpointed generator, so a resumed run repeats an uninterrupted one.
@@ -58,14 +61,29 @@ def spatial_entropy(g: torch.Tensor) -> torch.Tensor:
     return -(p * torch.log(p.clamp_min(1e-12))).sum()
 
 
+def normalised_entropy(g: torch.Tensor) -> torch.Tensor:
+    """Return H(G) / log(g*g), in 0..1: the spatial term, independent of the number of genes."""
+    n = g.numel()
+    return spatial_entropy(g) / math.log(n) if n > 1 else torch.zeros((), device=g.device)
+
+
 def temporal_difference(current: list[torch.Tensor], previous: list[torch.Tensor]) -> torch.Tensor:
-    """Return D: the mean squared change over every encoding entry, current vs previous (same shapes)."""
+    """Return D: the mean over encodings (X_pre, X_post of every layer) of each one's mean squared change
+    relative to its mean square at the start, mean((X - X0)^2) / mean(X0^2) (dimensionless).
+
+    Per layer and relative to the start, D does not shrink as the network grows and is 1 when every
+    encoding has moved by its own scale; its gradient is 0 where X = X0 (the start of a generation).
+    """
     if len(current) != len(previous):
         raise InputError(f"temporal_difference: {len(current)} encodings vs {len(previous)} previous")
     if not current:
         return torch.zeros(())
-    total = sum(((c - p.to(c.device)) ** 2).sum() for c, p in zip(current, previous))
-    return total / sum(c.numel() for c in current)
+    terms = []
+    for c, p in zip(current, previous):
+        p = p.to(c.device)
+        scale = (p.detach() ** 2).mean().clamp_min(1e-12)
+        terms.append(((c - p) ** 2).mean() / scale)
+    return torch.stack(terms).mean()
 
 
 def encoding_tensors(model: nn.Module) -> list[torch.Tensor]:
@@ -150,6 +168,9 @@ def load_gee_data(name: str, *, steps: int, seed: int, val_fraction: float = 0.2
 # ----------------------------------------------------------------------------- configuration
 
 
+INHERITANCE = ("baldwinian", "lamarckian")
+
+
 @dataclass(frozen=True, kw_only=True)
 class SteOptions:
     """Options of ``evolve gee`` (composed into :class:`~spikesmith.evolve.driver.EvolveConfig`); the
@@ -169,9 +190,13 @@ class SteOptions:
     elite: int = 1
     crossover_rate: float = 0.9
     mutation_sigma: float = 0.05  # relative to each tensor's standard deviation
-    lambda_s: Schedule = field(default_factory=lambda: LinearDecay(start=0.05, until=0.3))
-    lambda_t: Schedule = field(default_factory=lambda: LinearDecay(start=10.0, until=0.3))
+    # defaults measured on digits, g=16 (docs/gee.md): each term's gradient on X, G is about a fifth of
+    # cross-entropy's at generation 0; H stays on for the run, D decays to 0 over the first 35%
+    lambda_s: Schedule = field(default_factory=lambda: LinearDecay(start=0.5, until=1.0))
+    lambda_t: Schedule = field(default_factory=lambda: LinearDecay(start=5.0, until=0.35))
     sign: float = -1.0
+    # measured (docs/gee.md): Lamarckian ended more accurate on every seed at equal generations
+    inheritance: str = "lamarckian"  # or "baldwinian": children inherit their parents' untrained rules
 
     def __post_init__(self) -> None:
         from spikesmith import options
@@ -189,6 +214,8 @@ class SteOptions:
             raise InputError(f"SteOptions.train: expected a TrainConfig, got {type(self.train).__name__}")
         if self.sign not in (-1.0, 0.0, 1.0):
             raise InputError(f"--sign: expected -1, 0 or +1, got {self.sign!r}")
+        if self.inheritance not in INHERITANCE:
+            raise InputError(f"--inheritance: expected one of {', '.join(INHERITANCE)}, got {self.inheritance!r}")
         from spikesmith.nn.families.gee import ARCH_NAMES
 
         if self.arch not in ARCH_NAMES:
@@ -208,12 +235,46 @@ class SteOptions:
 
 def regulariser(model: nn.Module, previous: list[torch.Tensor], *, lam_s: float, lam_t: float,
                 sign: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Return (penalty, H(G), D(X)) with penalty = -lam_s * H(G) + sign * lam_t * D(X, previous)."""
+    """Return (penalty, H, D) with penalty = -lam_s * H + sign * lam_t * D, H = H(G) / log(g*g) and D
+    the per-layer relative change of the encodings since ``previous`` (see :func:`temporal_difference`)."""
     gene = getattr(model, "gene", None)
     dev = next(model.parameters()).device
-    h = spatial_entropy(gene.g) if gene is not None else torch.zeros((), device=dev)
+    h = normalised_entropy(gene.g) if gene is not None else torch.zeros((), device=dev)
     d = temporal_difference(encoding_tensors(model), previous).to(dev)
     return -lam_s * h + sign * lam_t * d, h, d
+
+
+TERMS = ("ce", "entropy", "difference")
+
+
+def gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, previous: list[torch.Tensor], *,
+                   lam_s: float, lam_t: float, sign: float, label_smoothing: float = 0.1) -> dict:
+    """Return the L2 norm of the gradient of each weighted loss term (CE on the batch x (T, B, ...), y
+    (B,); lam_s H; lam_t D) with respect to the wiring rules (every X block and G), as {term: norm}."""
+    params = encoding_tensors(model) + ([model.gene.g] if getattr(model, "gene", None) is not None else [])
+    if not params:
+        return {k: 0.0 for k in TERMS}
+    was = model.training
+    model.eval()
+    try:
+        ce = F.cross_entropy(logits_of(model(x)).float(), y, label_smoothing=label_smoothing)
+        _, h, d = regulariser(model, previous, lam_s=lam_s, lam_t=lam_t, sign=sign)
+        out = {}
+        for name, term in (("ce", ce), ("entropy", lam_s * h), ("difference", lam_t * d)):
+            if not term.requires_grad:
+                out[name] = 0.0
+                continue
+            grads = torch.autograd.grad(term, params, allow_unused=True)
+            out[name] = math.sqrt(sum(float((g.float() ** 2).sum()) for g in grads if g is not None))
+    finally:
+        model.train(was)
+    return out
+
+
+def shares(values: dict) -> dict:
+    """Return {term: value / sum of values} for non-negative values (all 0 when the sum is 0)."""
+    total = sum(values.values())
+    return {k: (v / total if total > 0 else 0.0) for k, v in values.items()}
 
 
 @torch.no_grad()
@@ -231,15 +292,36 @@ def evaluate_split(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_
 
 
 def score(model: nn.Module, data: GeeData, *, previous: list[torch.Tensor], lam_s: float, lam_t: float,
-          sign: float, label_smoothing: float = 0.1) -> dict:
-    """Return the fitness dict {fitness, val_loss, val_accuracy, entropy, difference} on held-out data."""
+          sign: float, label_smoothing: float = 0.1, grad_batch: int = 64) -> dict:
+    """Return the fitness dict {fitness, val_loss, val_accuracy, entropy, difference, grad_*} on held-out
+    data; grad_* are :func:`gradient_norms` on the first ``grad_batch`` held-out samples."""
     ce, acc = evaluate_split(model, data.x_val, data.y_val, label_smoothing=label_smoothing)
     with torch.no_grad():
         penalty, h, d = regulariser(model, previous, lam_s=lam_s, lam_t=lam_t, sign=sign)
     fitness = -(ce + float(penalty))
     if not math.isfinite(fitness):
         fitness = -math.inf
-    return {"fitness": fitness, "val_loss": ce, "val_accuracy": acc, "entropy": float(h), "difference": float(d)}
+    grads = gradient_norms(model, data.x_val[:, :grad_batch], data.y_val[:grad_batch], previous, lam_s=lam_s,
+                           lam_t=lam_t, sign=sign, label_smoothing=label_smoothing)
+    return {"fitness": fitness, "val_loss": ce, "val_accuracy": acc, "entropy": float(h), "difference": float(d),
+            **{f"grad_{k}": v for k, v in grads.items()}}
+
+
+def signal_shares(scores: list[dict], *, lam_s: float, lam_t: float) -> dict:
+    """Return each term's share of a generation's signal, from the individuals' :func:`score` dicts.
+
+    ``gradient``: of the summed gradient norms on the wiring rules (mean over individuals);
+    ``value``: of |CE|, |lam_s H|, |lam_t D| in the fitness (mean over individuals);
+    ``spread``: of the standard deviations of CE, lam_s H, lam_t D across the population, i.e. of
+    what tells individuals apart in selection. Each sums to 1 (or is all 0).
+    """
+    ce = np.array([s["val_loss"] for s in scores])
+    h = lam_s * np.array([s["entropy"] for s in scores])
+    d = lam_t * np.array([s["difference"] for s in scores])
+    return {"gradient": shares({k: float(np.mean([s[f"grad_{k}"] for s in scores])) for k in TERMS}),
+            "value": shares({"ce": float(np.abs(ce).mean()), "entropy": float(np.abs(h).mean()),
+                             "difference": float(np.abs(d).mean())}),
+            "spread": shares({"ce": float(ce.std()), "entropy": float(h.std()), "difference": float(d.std())})}
 
 
 # ----------------------------------------------------------------------------- genetic operators (pure)
@@ -456,7 +538,11 @@ class GeeSte(EvolutionProblem):
         return generation / (self.cfg.generations + 1)
 
     def lr_at(self, generation: int) -> float:
-        """Cosine decay of the learning rate over the generations and the final epochs."""
+        """The learning rate of a generation: Lamarckian lineages keep training, so it decays on a cosine
+        over the generations and the final epochs; Baldwinian individuals each train from their
+        untrained rules, at the configured rate."""
+        if self.opts.inheritance == "baldwinian":
+            return self.opts.train.lr
         total = self.cfg.generations + 1 + self.opts.final_epochs
         return self.opts.train.lr * 0.5 * (1.0 + math.cos(math.pi * generation / total))
 
@@ -503,9 +589,11 @@ class GeeSte(EvolutionProblem):
                            lam_t=lam_t, purpose=(generation, i))
             self._scores.append(s)
             self.cache[f"{generation}.{i}"] = s | {"generation": generation, "individual": i}
-            trained.append(self.codec.flatten(self.model.state_dict()))  # Lamarckian: trained values inherited
+            if self.opts.inheritance == "lamarckian":
+                trained.append(self.codec.flatten(self.model.state_dict()))  # trained values inherited
         self._lams = (lam_s, lam_t, lr)
-        return np.array([[-s["fitness"]] for s in self._scores]), np.stack(trained)
+        # Baldwinian: the genomes stay the untrained rules; only their fitness comes from training
+        return np.array([[-s["fitness"]] for s in self._scores]), (np.stack(trained) if trained else None)
 
     def record(self, algorithm, generation):
         sc = self._scores
@@ -514,9 +602,10 @@ class GeeSte(EvolutionProblem):
         lam_s, lam_t, lr = self._lams
         return {"best_fitness": float(fit[b]), "mean_fitness": float(fit.mean()), "entropy": sc[b]["entropy"],
                 "difference": sc[b]["difference"], "mean_difference": float(np.mean([s["difference"] for s in sc])),
-                "val_accuracy": sc[b]["val_accuracy"],
+                "val_accuracy": sc[b]["val_accuracy"], "val_loss": sc[b]["val_loss"],
                 "mean_val_accuracy": float(np.mean([s["val_accuracy"] for s in sc])),
-                "train_loss": sc[b]["train_loss"], "lambda_s": lam_s, "lambda_t": lam_t, "lr": lr}
+                "train_loss": sc[b]["train_loss"], "lambda_s": lam_s, "lambda_t": lam_t, "lr": lr,
+                "shares": signal_shares(sc, lam_s=lam_s, lam_t=lam_t)}
 
     # -- the end: train the best to the end, test, write the model
     def finish(self, algorithm, history, out: Path | None, seconds: float) -> GeeResult:
@@ -528,10 +617,13 @@ class GeeSte(EvolutionProblem):
         state = self.codec.unflatten(algorithm.pop.get("X")[best])
         final = {"fitness": float(-F[best])}
         o = self.opts
-        if o.final_epochs:
+        # Baldwinian genomes are untrained rules: the best is trained from them for its generation's
+        # epochs plus the final ones; a Lamarckian genome already holds its trained values
+        epochs = o.final_epochs + (o.epochs_per_generation if o.inheritance == "baldwinian" else 0)
+        if epochs:
             g = self.cfg.generations + 1
             t = 1.0
-            final = self.train(state, epochs=o.final_epochs, lr=self.lr_at(g), lam_s=o.lambda_s(t),
+            final = self.train(state, epochs=epochs, lr=self.lr_at(g), lam_s=o.lambda_s(t),
                                lam_t=o.lambda_t(t), purpose=(g, 0))
         else:
             self.model.load_state_dict(state)
@@ -586,15 +678,16 @@ def run_gee_evolution(*, data: str | GeeData = "digits", arch: str = "digits", g
 
 
 def plot_history(history: list[dict], path: str | Path) -> Path:
-    """Write a PNG of best/mean fitness, accuracy, H(G) and D(X) per generation; returns the path."""
+    """Write a PNG of best/mean fitness, accuracy, H(G), D(X) and each term's share of the gradient and
+    of the fitness spread per generation; returns the path."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     x = [h["generation"] for h in history]
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6))
-    a, b, c, d = axes.ravel()
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6))
+    a, b, e, c, d, f = axes.ravel()
     a.plot(x, [h["best_fitness"] for h in history], marker="o", label="best")
     a.plot(x, [h["mean_fitness"] for h in history], marker=".", label="mean")
     a.set(xlabel="generation", ylabel="fitness", title="fitness")
@@ -604,11 +697,17 @@ def plot_history(history: list[dict], path: str | Path) -> Path:
     b.set(xlabel="generation", ylabel="held-out accuracy", title="accuracy", ylim=(0, 1))
     b.legend()
     c.plot(x, [h["entropy"] for h in history], marker="o")
-    c.set(xlabel="generation", ylabel="H(G) [nats]", title="spatial entropy")
+    c.set(xlabel="generation", ylabel="H(G) / log(g*g)", title="spatial entropy")
     d.plot(x, [h["difference"] for h in history], marker="o", label="best")
     d.plot(x, [h["mean_difference"] for h in history], marker=".", label="mean")
     d.set(xlabel="generation", ylabel="D(X)", title="temporal difference", yscale="symlog", )
     d.legend()
+    for ax, kind in ((e, "gradient"), (f, "spread")):
+        for term, style in zip(TERMS, ("o-", "s--", "^:")):
+            ax.plot(x, [h.get("shares", {}).get(kind, {}).get(term, math.nan) for h in history], style, label=term)
+        ax.set(xlabel="generation", ylabel="share", ylim=(0, 1),
+               title="share of the gradient on X, G" if kind == "gradient" else "share of the fitness spread")
+        ax.legend()
     fig.tight_layout()
     try:
         return io.save_figure(path, fig)

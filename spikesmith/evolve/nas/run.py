@@ -41,12 +41,17 @@ class NasOptions:
     variant: str = "free"  # measured: label-free Hamming ranks trained accuracy best (docs/nas.md)
     crossover_prob: float = 0.9
     mutation_eta: float = 3.0
+    # a pymoo constraint (not a penalty): networks with fewer non-empty cells are infeasible, so the
+    # front cannot collapse to empty (identity) cells, which minimise SOPs and parameters for free
+    min_cells: int = 1
 
     def __post_init__(self) -> None:
         from spikesmith import options
 
+
         options.optional_integer("--offspring", self.offspring, low=1, high=10_000)
         options.integer("--cells", self.cells, low=1, high=64)
+        options.integer("--min-cells", self.min_cells, low=0, high=self.cells)
         options.integer("--channels", self.channels, low=1, high=4096)
         options.integer("--fitness-batch", self.fitness_batch, low=4, high=65_536)
         options.integer("--fitness-batches", self.fitness_batches, low=1, high=10_000)
@@ -81,6 +86,22 @@ class NasResult:
     seconds: float = 0.0
     config: dict = field(default_factory=dict)  # data, steps, seed and the NasOptions fields
     out_dir: str | None = None
+
+
+def nonempty_cells(space: NasSpace, genome) -> int:
+    """Return how many cells of ``genome`` have a motif other than ``empty``."""
+    return sum(c.motif != "empty" for c in space.decode(genome).cells)
+
+
+def front_composition(front) -> dict:
+    """Return the front's make-up: each member's cell motifs (front order) and the motif counts over it."""
+    members = [[c["motif"] for c in m.arch["cells"]] for m in front]
+    counts: dict[str, int] = {}
+    for cells in members:
+        for name in cells:
+            counts[name] = counts.get(name, 0) + 1
+    return {"members": members, "motifs": dict(sorted(counts.items())),
+            "empty_networks": sum(all(n == "empty" for n in cells) for cells in members)}
 
 
 def _key(genome) -> str:
@@ -124,7 +145,14 @@ class MseNas(EvolutionProblem):
         from pymoo.core.problem import Problem
 
         n = self.space.n_genes
-        return Problem(n_var=n, n_obj=3, xl=np.zeros(n), xu=self.space.upper_bounds.astype(float), vtype=int)
+        return Problem(n_var=n, n_obj=3, n_ieq_constr=1, xl=np.zeros(n), xu=self.space.upper_bounds.astype(float),
+                       vtype=int)
+
+    def constraints(self, X) -> np.ndarray:
+        """G = min_cells - (non-empty cells) per genome: feasible (<= 0) with at least ``min_cells`` cells
+        whose motif is not ``empty``."""
+        return np.array([[self.opts.min_cells - nonempty_cells(self.space, row)] for row in np.asarray(X).astype(int)],
+                        dtype=np.float64)
 
     def algorithm(self):
         from pymoo.algorithms.moo.nsga2 import NSGA2
@@ -164,10 +192,14 @@ class MseNas(EvolutionProblem):
         return np.array([objectives(self.cache[_key(g)]) for g in todo]), None
 
     def front(self, pop) -> list[NasCandidate]:
-        """Rank-0 members of ``pop``, best RDM score first (fewer SOPs, then parameters break ties)."""
+        """Feasible rank-0 members of ``pop``, best RDM score first (fewer SOPs, then parameters break
+        ties); when no member is feasible, the least violating ones."""
         out = []
-        for row, r in zip(pop.get("X").astype(int), pop.get("rank")):
-            if r != 0:
+        cv = np.asarray(self.constraints(pop.get("X"))).max(axis=1).clip(min=0)
+        ranks = pop.get("rank")
+        keep = [(c == 0 and r == 0) for c, r in zip(cv, ranks)] if (cv == 0).any() else list(cv == cv.min())
+        for row, k in zip(pop.get("X").astype(int), keep):
+            if not k:
                 continue
             g = tuple(int(v) for v in row)
             e = self.cache[_key(g)]
@@ -181,7 +213,8 @@ class MseNas(EvolutionProblem):
         scores = np.array([self.cache[_key(row)]["score"] for row in algorithm.pop.get("X").astype(int)])
         return {"best_score": float(scores.max()), "mean_score": float(scores.mean()), "front_size": len(front),
                 "best_genome": list(front[0].genome), "front_min_synops": float(min(c.synops for c in front)),
-                "front_min_params": int(min(c.params for c in front)), "degenerate": self._degenerate}
+                "front_min_params": int(min(c.params for c in front)), "degenerate": self._degenerate,
+                "front_motifs": front_composition(front)["motifs"]}
 
     def config_dict(self) -> dict:
         """What train_best needs to rebuild a front member: data, steps, seed and the options."""
@@ -203,6 +236,7 @@ class MseNas(EvolutionProblem):
                 "objectives": ["-rdm_score", "synops", "params"],
                 "front": [asdict(c) | {"genome": list(c.genome)} for c in front],
                 "best": asdict(front[0]) | {"genome": list(front[0].genome)},
+                "constraint": f"non-empty cells >= {self.opts.min_cells}", "composition": front_composition(front),
                 "evaluated": len(self.cache), "search_seconds": seconds,
             })
             plot_front(front, out / "pareto.png")

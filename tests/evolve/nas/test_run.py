@@ -103,3 +103,25 @@ def test_cli_search_on_an_external_dask_cluster_gives_the_local_result(tmp_path,
         assert r.returncode == 0, r.stderr[-2000:]
         fronts.append(io.read_json(tmp_path / name / "pareto.json")["front"])
     assert fronts[0] == fronts[1]
+
+
+def test_min_cells_constraint_keeps_empty_networks_off_the_front(tmp_path):
+    from spikesmith.evolve.nas.run import front_composition
+
+    def empty(c):
+        return all(cell["motif"] == "empty" for cell in c.arch["cells"])
+
+    free = run_nas(min_cells=0, **TINY)  # unconstrained, this seeded search keeps an all-empty network
+    assert any(empty(c) for c in free.front) and front_composition(free.front)["empty_networks"] >= 1
+    r = run_nas(out_dir=tmp_path, **TINY)  # default: the pymoo constraint non-empty cells >= 1
+    assert r.front and not any(empty(c) for c in r.front)
+    pareto = io.read_json(tmp_path / "pareto.json")
+    assert pareto["constraint"] == "non-empty cells >= 1"
+    comp = pareto["composition"]
+    assert comp["empty_networks"] == 0 and comp["members"] == [[x["motif"] for x in c.arch["cells"]] for c in r.front]
+    assert sum(comp["motifs"].values()) == TINY["cells"] * len(r.front)
+    assert r.history[-1]["front_motifs"] == comp["motifs"]
+    both = run_nas(min_cells=2, **TINY)
+    assert all(cell["motif"] != "empty" for c in both.front for cell in c.arch["cells"])
+    with pytest.raises(InputError, match="--min-cells"):
+        run_nas(min_cells=3, **TINY)
