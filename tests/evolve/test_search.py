@@ -70,3 +70,13 @@ def test_genome_validation_names_the_gene():
     rng = np.random.default_rng(0)
     g = CONV_SPACE.sample(rng)
     assert CONV_SPACE.mutate(g, rng) != g
+
+
+def test_backends_give_the_in_process_result():
+    def summary(backend):
+        cfg = EvolveConfig(population=4, generations=1, seed=3, steps=2, backend=backend, workers=2,
+                           options=ConvOptions(samples=32))
+        r = evolve("search", cfg)
+        return r.best.genome, r.best.score, [h["objectives"] for h in r.history]
+
+    assert summary("process") == summary("local")

@@ -12,6 +12,7 @@ scored with).
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -107,19 +108,6 @@ def _key(genome) -> str:
     return ",".join(str(int(v)) for v in genome)
 
 
-def _fitness_batches(cfg: EvolveConfig, opts: NasOptions):
-    """(the fitness batches ((T, B, C, H, W) float32, (B,) int64), the dataset's DatasetInfo)."""
-    from spikesmith.data import make_loaders
-
-    train, _, info = make_loaders(cfg.data, batch_size=opts.fitness_batch, steps=cfg.steps, seed=cfg.seed)
-    out = []
-    for x, y in train:
-        out.append((np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64)))
-        if len(out) == opts.fitness_batches:
-            break
-    return tuple(out), info
-
-
 @register("nas")
 class MseNas(EvolutionProblem):
     """MSE-NAS: minimise (-RDM score, synaptic operations per sample, parameters) with NSGA-II."""
@@ -137,16 +125,20 @@ class MseNas(EvolutionProblem):
         self.space = NasSpace(cells=self.opts.cells)
 
     def prepare(self) -> None:
-        batches, self.info = _fitness_batches(self.cfg, self.opts)
-        self.ctx = EvalContext(space=self.space, batches=batches,
-                               channels=self.opts.channels, seed=self.cfg.seed, metric=self.opts.metric,
-                               variant=self.opts.variant)
+        from spikesmith.data.probe import ProbeRef
+        from spikesmith.evolve.nas.backends import NasContextRef, resolve_context
+
+        # workers get the fitness batches by (dataset, seed, steps, batch size), never a pickled copy
+        probe = ProbeRef(name=self.cfg.data, seed=self.cfg.seed, steps=self.cfg.steps,
+                         batch_size=self.opts.fitness_batch, batches=self.opts.fitness_batches)
+        self.ref = NasContextRef(space=self.space, probe=probe, channels=self.opts.channels, seed=self.cfg.seed,
+                                 metric=self.opts.metric, variant=self.opts.variant)
+        self.ctx: EvalContext = resolve_context(self.ref)
 
     def open_backend(self):
         from spikesmith.evolve.nas.backends import make_backend
 
-        extra = {"address": self.cfg.cluster} if self.cfg.cluster else {}
-        self.backend = make_backend(self.cfg.backend, self.ctx, workers=self.cfg.workers, **extra)
+        self.backend = make_backend(self.cfg.backend, self.ref, workers=self.cfg.workers, cluster=self.cfg.cluster)
         return self.backend
 
     def pymoo_problem(self):
@@ -251,8 +243,12 @@ class MseNas(EvolutionProblem):
             best = front[0]
             wiring = wire(self.space.decode(best.genome), space=self.space, channels=self.opts.channels,
                           input_shape=self.ctx.input_shape, num_classes=self.ctx.num_classes)
+            from spikesmith.data import make_loaders
+
+            info = make_loaders(self.cfg.data, batch_size=self.opts.fitness_batch, steps=self.cfg.steps,
+                                seed=self.cfg.seed).info
             save_model(out / "model.pt", build(wiring, seed=network_seed(self.cfg.seed, best.genome)), wiring,
-                       steps=self.cfg.steps, data=self.cfg.data, encoding=self.info.encoding,
+                       steps=self.cfg.steps, data=self.cfg.data, encoding=info.encoding,
                        meta={"genome": list(best.genome), "arch": best.arch, "rdm_score": best.score,
                              "trained": False})
         return result
@@ -338,9 +334,9 @@ def train_best(
     front, cfg = _load_front(result_or_dir)
     if top < 1:
         raise InputError(f"top must be >= 1, got {top}")
-    unknown = sorted(set(targets) - {"norse", "lava"})
+    unknown = sorted(set(targets) - {"norse", "lava", "loihi"})
     if unknown:
-        raise InputError(f"unknown target(s) {unknown} (expected 'norse' and/or 'lava')")
+        raise InputError(f"unknown target(s) {unknown} (expected norse, lava or loihi)")
     if targets and simulate is None:
         raise InputError("deploying to targets needs simulate=spikesmith.api.simulate "
                          "(or call spikesmith.api.train_nas_best)")

@@ -3,6 +3,7 @@ import pytest
 from spikesmith import io
 from spikesmith.errors import InputError
 from spikesmith.evolve.nas.run import run_nas
+from test_backends import dask_cluster  # noqa: F401 (a fixture: a real scheduler and two workers)
 
 TINY = dict(generations=3, population=6, seed=3, steps=2, cells=2, channels=4, fitness_batch=16)
 
@@ -80,11 +81,28 @@ def test_train_best_trains_exports_and_deploys(tmp_path):
 
     rows = api.train_nas_best(tmp_path, epochs=2, deploy_samples=4, out_dir=tmp_path / "trained")
     (row,) = rows
-    assert set(row["accuracy"]) == {"torch", "norse", "lava"}
+    assert set(row["accuracy"]) == {"torch", "norse", "lava", "loihi"}
     assert row["agreement"]["norse"] == 1.0
     model, mf = api.load_model(tmp_path / "trained" / "best0" / "model.pt")
     assert mf.family == "nas" and mf.meta["genome"] == row["genome"]
     assert (tmp_path / "trained" / "best0" / "model.nir").is_file()
+
+
+@pytest.mark.slow  # starts a Dask scheduler and two workers
+def test_cli_search_on_an_external_dask_cluster_gives_the_local_result(tmp_path, dask_cluster):
+    import subprocess
+    import sys
+
+    address, _ = dask_cluster
+    args = ["--population", "4", "--generations", "1", "--seed", "3", "--steps", "2", "--cells", "2",
+            "--channels", "4", "--fitness-batch", "16"]
+    fronts = []
+    for name, extra in (("local", []), ("dask", ["--backend", "dask", "--cluster", address])):
+        r = subprocess.run([sys.executable, "-m", "spikesmith", "evolve", "nas", *args, *extra, "-o", tmp_path / name],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        fronts.append(io.read_json(tmp_path / name / "pareto.json")["front"])
+    assert fronts[0] == fronts[1]
 
 
 def test_min_cells_constraint_keeps_empty_networks_off_the_front(tmp_path):
