@@ -123,7 +123,8 @@ def test_model_file_compiles_to_lava_and_verifies(case, tmp_path):
     model = build(spec, seed=1)
     driven(model, 2.0 * torch.rand(5, 8, *model.input_shape, generator=torch.Generator().manual_seed(0)))
     path = save_model(tmp_path / "model.pt", model, spec, steps=5, data="digits", encoding="direct")
-    assert main(["compile", str(path), "--to", "lava", "--verify", "8", "-o", str(tmp_path / "lava")]) == 0
+    assert main(["compile", str(path), "--to", "lava", "--verify", "8", "--calibration-samples", "8",
+                 "-o", str(tmp_path / "lava")]) == 0
     report = io.read_json(tmp_path / "lava" / "verification.json")
     assert report["ok"] and report["samples"] == 8
     cmp = report["comparisons"][0]
