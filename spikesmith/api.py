@@ -429,6 +429,17 @@ def load_graph(path: str | Path, *, type_check: bool = True):
     return graph
 
 
+def _check_target(target: str, fixed_point: bool, batch_size: int | None) -> None:
+    """InputError unless ``target`` is known, ``fixed_point`` goes with it and ``batch_size`` is sane."""
+    if target not in TARGETS:
+        raise InputError(f"unknown target {target!r} (expected one of {', '.join(TARGETS)})")
+    if fixed_point and target != "lava":
+        raise InputError(f"--fixed-point applies to the lava target (target {target!r}; 'loihi' is always fixed point)")
+    if batch_size is not None and batch_size < 1:
+        raise InputError(f"--batch-size must be a positive number of samples, got {batch_size}")
+    options.optional_integer("--batch-size", batch_size, low=1, high=options.MAX_SAMPLES)
+
+
 def simulate(graph, x: np.ndarray, *, target: str = "norse", dt: float, record: bool = True, reset=None,
              fixed_point: bool = False, batch_size: int | None = None, on_progress: Progress | None = None):
     """Run ``graph`` on ``target`` for input (T, B, *input_shape); returns a Trace.
@@ -439,12 +450,7 @@ def simulate(graph, x: np.ndarray, *, target: str = "norse", dt: float, record: 
     by side). ``reset``: a ResetRule; default: :func:`resolve_reset`'s choice (the graph's stored
     rule, else a recognised exporter's, e.g. snnTorch's delayed reset, else NIR's).
     """
-    if target not in TARGETS:
-        raise InputError(f"unknown target {target!r} (expected one of {', '.join(TARGETS)})")
-    if fixed_point and target != "lava":
-        raise InputError(f"--fixed-point applies to the lava target (target {target!r}; 'loihi' is always fixed point)")
-    if batch_size is not None and batch_size < 1:
-        raise InputError(f"--batch-size must be a positive number of samples, got {batch_size}")
+    _check_target(target, fixed_point, batch_size)
     if reset is None:
         reset, _ = resolve_reset(graph)
     kwargs = dict(dt=dt, record=record, reset=reset, batch_size=batch_size)
@@ -469,13 +475,7 @@ def run_file(graph_path: str | Path, input_path: str | Path, *, target: str, out
 
     ``reset`` ('value' | 'subtract') and ``reset_timing`` ('immediate' | 'delayed') override the
     reset rule (:func:`resolve_reset`). Nothing is written when the run fails."""
-    if target not in TARGETS:
-        raise InputError(f"unknown target {target!r} (expected one of {', '.join(TARGETS)})")
-    if fixed_point and target != "lava":
-        raise InputError(f"--fixed-point applies to the lava target (target {target!r}; 'loihi' is always fixed point)")
-    if batch_size is not None and batch_size < 1:
-        raise InputError(f"--batch-size must be a positive number of samples, got {batch_size}")
-    options.optional_integer("--batch-size", batch_size, low=1, high=options.MAX_SAMPLES)
+    _check_target(target, fixed_point, batch_size)
     options.optional_number("--dt", dt, low=0.0, low_open=True, high=3600.0)
     out = io.check_output(out, kind="file", inputs=[graph_path, input_path], what="output")
     graph, _ = _model_graph(graph_path, type_check=type_check)
