@@ -53,16 +53,26 @@ def load_digits_split(*, seed: int = 0, test_fraction: float = 0.2) -> DigitsSpl
 
     Images are (N, 1, 8, 8) float32 scaled from 0..16 to [0, 1]; the same seed gives identical arrays.
     """
+    check_split_args(seed, test_fraction)
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images.astype(np.float32) / np.float32(_DIGITS_MAX)).reshape(-1, *DIGITS_SHAPE)
+    return stratified_split(x, bunch.target.astype(np.int64), seed=seed, test_fraction=test_fraction)
+
+
+def check_split_args(seed, test_fraction) -> None:
+    """InputError unless ``seed`` is a non-negative integer and ``test_fraction`` lies in (0, 1)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"seed: expected a non-negative integer, got {seed!r}")
     if not 0.0 < float(test_fraction) < 1.0:
         raise InputError(f"test_fraction: expected a number strictly between 0 and 1, got {test_fraction!r}")
-    from sklearn.datasets import load_digits
+
+
+def stratified_split(x: np.ndarray, y: np.ndarray, *, seed: int, test_fraction: float) -> DigitsSplit:
+    """``(x, y)`` split into train and test sets, stratified by class and fixed by ``seed``."""
     from sklearn.model_selection import train_test_split
 
-    bunch = load_digits()
-    x = (bunch.images.astype(np.float32) / np.float32(_DIGITS_MAX)).reshape(-1, *DIGITS_SHAPE)
-    y = bunch.target.astype(np.int64)
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=float(test_fraction), stratify=y, random_state=int(seed), shuffle=True
     )

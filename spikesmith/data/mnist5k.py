@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikesmith.data.digits import DigitsSplit, _check_encoding, image_split_loaders
+from spikesmith.data.digits import DigitsSplit, _check_encoding, check_split_args, image_split_loaders, stratified_split
 from spikesmith.errors import InputError
 
 MNIST5K_SHAPE = (1, 28, 28)
@@ -54,18 +54,9 @@ def load_mnist5k_split(*, seed: int = 0, test_fraction: float = 0.2) -> DigitsSp
 
     Images are (N, 1, 28, 28) float32 scaled from 0..255 to [0, 1]; the same seed gives identical arrays.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"seed: expected a non-negative integer, got {seed!r}")
-    if not 0.0 < float(test_fraction) < 1.0:
-        raise InputError(f"test_fraction: expected a number strictly between 0 and 1, got {test_fraction!r}")
-    from sklearn.model_selection import train_test_split
-
+    check_split_args(seed, test_fraction)
     x, y = _mnist5k_arrays()
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=float(test_fraction), stratify=y, random_state=int(seed), shuffle=True
-    )
-    return DigitsSplit(x_train=np.ascontiguousarray(x_train), y_train=np.ascontiguousarray(y_train),
-                       x_test=np.ascontiguousarray(x_test), y_test=np.ascontiguousarray(y_test), seed=int(seed))
+    return stratified_split(x, y, seed=seed, test_fraction=test_fraction)
 
 
 def mnist5k_loaders(*, batch_size: int, steps: int, encoding: str = "direct", seed: int = 0,
