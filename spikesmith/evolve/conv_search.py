@@ -11,7 +11,7 @@ batch themselves from a :class:`ConvContextRef`).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -138,14 +138,11 @@ class ConvSearch(EvolutionProblem):
     objectives = ("rdm_score",)
     maximised = (True,)
     space: SearchSpace = CONV_SPACE
+    options_type = ConvOptions
 
     def __init__(self, cfg: EvolveConfig):
-        if cfg.options is None:
-            cfg = replace(cfg, options=ConvOptions())
         super().__init__(cfg)
-        if not isinstance(cfg.options, ConvOptions):
-            raise InputError(f"evolve search: expected ConvOptions, got {type(cfg.options).__name__}")
-        self.opts: ConvOptions = cfg.options
+        self.opts: ConvOptions = self.cfg.options
 
     def prepare(self) -> None:
         from spikesmith.evolve.nas.backends import resolve_context

@@ -22,7 +22,7 @@ import importlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -137,8 +137,15 @@ class EvolutionProblem:
     objectives: tuple[str, ...] = ()
     maximised: tuple[bool, ...] = ()
     min_population = 2
+    options_type: type | None = None  # the problem's options dataclass: its default when cfg has none
 
     def __init__(self, cfg: EvolveConfig):
+        if self.options_type is not None:
+            if cfg.options is None:
+                cfg = replace(cfg, options=self.options_type())
+            if not isinstance(cfg.options, self.options_type):
+                raise InputError(f"evolve {self.name}: expected {self.options_type.__name__}, "
+                                 f"got {type(cfg.options).__name__}")
         if cfg.population < self.min_population:
             raise InputError(f"--population: expected an integer in {self.min_population}..{MAX_POPULATION:,}, "
                              f"got {cfg.population!r}")

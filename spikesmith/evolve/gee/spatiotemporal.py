@@ -432,14 +432,12 @@ class GeeSte(EvolutionProblem):
     objectives = ("fitness",)
     maximised = (True,)
     min_population = 1
+    options_type = SteOptions
 
     def __init__(self, cfg: EvolveConfig, *, data: GeeData | None = None):
-        if cfg.options is None:
-            cfg = replace(cfg, options=SteOptions())
         super().__init__(cfg)
+        cfg = self.cfg
         o = cfg.options
-        if not isinstance(o, SteOptions):
-            raise InputError(f"evolve gee: expected SteOptions, got {type(o).__name__}")
         if cfg.backend != "local":
             raise InputError(f"--backend {cfg.backend}: evolve gee trains in this process (use local)")
         if o.elite >= cfg.population and cfg.generations > 0:

@@ -13,7 +13,7 @@ scored with).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -114,14 +114,11 @@ class MseNas(EvolutionProblem):
 
     objectives = ("rdm_score", "synops", "params")
     maximised = (True, False, False)
+    options_type = NasOptions
 
     def __init__(self, cfg: EvolveConfig):
-        if cfg.options is None:
-            cfg = replace(cfg, options=NasOptions())
         super().__init__(cfg)
-        if not isinstance(cfg.options, NasOptions):
-            raise InputError(f"evolve nas: expected NasOptions, got {type(cfg.options).__name__}")
-        self.opts: NasOptions = cfg.options
+        self.opts: NasOptions = self.cfg.options
         self.space = NasSpace(cells=self.opts.cells)
 
     def prepare(self) -> None:
