@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -20,17 +21,23 @@ def spikesmith(*args, **kw):
                           timeout=600, **kw)
 
 
+def wait_for_lock(proc: subprocess.Popen, out: Path) -> Path:
+    """The lock file of directory ``out`` once the running ``proc`` has taken it (fails if it never does)."""
+    lock = out / io.LOCK_NAME
+    deadline = time.monotonic() + 120
+    while not lock.exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, f"{out} was never locked"
+        time.sleep(0.1)
+    return lock
+
+
 def test_a_second_command_into_a_directory_in_use_is_refused_and_the_first_finishes(tmp_path):
     first = subprocess.Popen([sys.executable, "-m", "spikesmith", "train", "--epochs", "2", "--steps", "4",
                               "--seed", "3", "-o", "t"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
     try:
-        lock = tmp_path / "t" / io.LOCK_NAME
-        deadline = time.monotonic() + 120
-        while not lock.exists():
-            assert first.poll() is None, first.stderr.read()
-            assert time.monotonic() < deadline, "the first command never locked its directory"
-            time.sleep(0.1)
+        lock = wait_for_lock(first, tmp_path / "t")
         second = spikesmith("train", "--epochs", "1", "--steps", "4", "-o", "t", cwd=tmp_path)
         assert second.returncode == 2
         lines = second.stderr.strip().splitlines()
@@ -85,12 +92,7 @@ def test_a_second_search_into_a_search_directory_in_use_is_refused(tmp_path):
     first = subprocess.Popen([sys.executable, "-m", "spikesmith", "evolve", "nas", "--population", "4", "--generations",
                               "500", "-o", "n"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        lock = tmp_path / "n" / io.LOCK_NAME
-        deadline = time.monotonic() + 120
-        while not lock.exists():
-            assert first.poll() is None, first.stderr.read()
-            assert time.monotonic() < deadline, "the search never locked its directory"
-            time.sleep(0.1)
+        wait_for_lock(first, tmp_path / "n")
         second = spikesmith("evolve", "nas", "--population", "4", "--generations", "1", "-o", "n", cwd=tmp_path)
         assert second.returncode == 2
         lines = second.stderr.strip().splitlines()
