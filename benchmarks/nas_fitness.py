@@ -3,7 +3,8 @@
 (a) validity: Kendall tau (tau-b) between each ranker and the test accuracy after ``--epochs`` of
     training with the project trainer, over ``--genomes`` architectures sampled per seed, for each
     seed and dataset; mean and spread (sample std) over seeds. Rankers: the four RDM variants
-    (label-aware / label-free x Hamming / 1-Pearson, one forward pass on a fixed probe batch), and
+    (label-aware with Spearman or Kendall tau-b / label-free x Hamming / 1-Pearson, one forward pass
+    on a fixed probe batch), and
     the baselines firing-rate proxy (mean over spiking layers of 2p(1-p), p = the layer's firing
     rate on the probe), parameter count and synaptic operations (SOPs) per sample.
     A seed fixes the sampled architectures, the data split, the probe batch, the initial weights
@@ -42,7 +43,8 @@ from spikesmith.evolve.nas.problem import evaluate_genome, network_seed  # noqa:
 from spikesmith.evolve.nas.space import NasSpace  # noqa: E402
 from spikesmith.train import TrainConfig, fit  # noqa: E402
 
-RDM_RANKERS = ("label.hamming", "label.pearson", "free.hamming", "free.pearson")
+RDM_RANKERS = ("label.hamming", "label.pearson", "label-kendall.hamming", "label-kendall.pearson", "free.hamming",
+               "free.pearson")
 BASELINES = ("rate 2p(1-p)", "params", "SOPs")
 
 

@@ -313,7 +313,8 @@ def evolve_nas(population: int = _population(20), generations: int = _generation
                fitness_batch: int = typer.Option(64, help="Samples per fitness batch."),
                fitness_batches: int = typer.Option(1, help="Fitness batches per candidate."),
                metric: str = typer.Option("hamming", help="RDM metric: hamming or pearson."),
-               variant: str = typer.Option("free", help="RDM score: free (label-free) or label."),
+               variant: str = typer.Option("free", help="RDM score: free (label-free), label (Spearman with the "
+                                                         "class RDM) or label-kendall (Kendall tau-b)."),
                crossover_prob: float = typer.Option(0.9, help="Two-point crossover probability."),
                mutation_eta: float = typer.Option(3.0, help="Polynomial mutation distribution index."),
                train: int = typer.Option(0, help="Then train the best network this many epochs and run it on "

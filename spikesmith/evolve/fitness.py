@@ -4,8 +4,9 @@ An untrained network's binary spike responses to a batch are compared sample by
 sample: per spiking layer and time step, a ``(B, B)`` dissimilarity matrix is built
 (normalised Hamming distance, or 1 - Pearson correlation), and the matrices are
 averaged. The score is either label-free (mean off-diagonal dissimilarity: how well
-the network separates inputs) or label-aware (Spearman correlation of the RDM with the
-class-target RDM, 0 for same class and 1 for different). Silent or saturated networks
+the network separates inputs) or label-aware: the rank correlation of the RDM with the
+class-target RDM (0 for same class and 1 for different), Spearman's rho (variant ``label``)
+or Kendall's tau-b (variant ``label-kendall``). Silent or saturated networks
 score :data:`WORST`; a silent layer (typically the untrained readout) is left out of the
 average.
 """
@@ -17,7 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-WORST = -1.0  # no valid score is below this (Spearman >= -1, dissimilarity >= 0)
+WORST = -1.0  # no valid score is below this (Spearman, Kendall >= -1, dissimilarity >= 0)
+#: score variant -> the rank correlation with the class-target RDM (None: label-free)
+CORRELATIONS = {"label": "spearman", "label-kendall": "kendall", "free": None}
 SILENT_RATE = 1e-3
 SATURATED_RATE = 0.99
 
@@ -81,15 +84,45 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((ra @ rb) / denom) if denom > 0 else 0.0
 
 
-def rdm_score(rdm: torch.Tensor, labels: torch.Tensor | None = None) -> float:
-    """Score an RDM: Spearman vs the class-target RDM if ``labels`` given, else mean off-diagonal."""
+def kendall_binary(values: torch.Tensor, target: torch.Tensor) -> float:
+    """Kendall's tau-b of ``values`` against a 0/1 ``target`` (0 when either is constant), in O(n log n).
+
+    With a binary target every concordant-minus-discordant pair is a (target 1, target 0) pair, so
+    S = 2 U - n0 n1 with U the Mann-Whitney statistic from average ranks (a tie in ``values`` counts
+    0 in S and 1/2 in U); tau-b = S / sqrt((P - ties in values) (P - ties in target)), P = n(n-1)/2.
+    """
+    v = values.double()
+    t = target.bool()
+    n = v.numel()
+    n1 = int(t.sum())
+    n0 = n - n1
+    if n < 2 or n0 == 0 or n1 == 0:
+        return 0.0
+    ranks = _rank(v)
+    u = float(ranks[t].sum()) + n1 - n1 * (n1 + 1) / 2  # ranks are 0-based
+    s = 2.0 * u - n0 * n1
+    pairs = n * (n - 1) / 2
+    _, counts = torch.unique(v, return_counts=True)
+    tied_v = float((counts.double() * (counts.double() - 1)).sum() / 2)
+    tied_t = (n0 * (n0 - 1) + n1 * (n1 - 1)) / 2
+    denom = ((pairs - tied_v) * (pairs - tied_t)) ** 0.5
+    return s / denom if denom > 0 else 0.0
+
+
+def rdm_score(rdm: torch.Tensor, labels: torch.Tensor | None = None, *, correlation: str = "spearman") -> float:
+    """Score an RDM: its rank correlation (``"spearman"`` or ``"kendall"`` tau-b) with the class-target
+    RDM if ``labels`` are given, else the mean off-diagonal dissimilarity."""
     b = rdm.shape[0]
     iu = torch.triu_indices(b, b, offset=1, device=rdm.device)
     values = rdm[iu[0], iu[1]]
     if labels is None:
         return float(values.mean())
     target = (labels[:, None] != labels[None, :]).double()[iu[0], iu[1]]
-    return spearman(values, target)
+    if correlation == "spearman":
+        return spearman(values, target)
+    if correlation == "kendall":
+        return kendall_binary(values, target)
+    raise ValueError(f"unknown rank correlation '{correlation}' (expected 'spearman' or 'kendall')")
 
 
 def fitness_from_spikes(
@@ -97,17 +130,19 @@ def fitness_from_spikes(
     labels: torch.Tensor | None = None,
     *,
     metric: str = "hamming",
+    correlation: str = "spearman",
 ) -> Fitness:
     """Training-free fitness of recorded binary spikes: a sequence of per-layer tensors (T, B, ...).
 
     Every layer's RDM is averaged over time steps (:func:`spike_rdm`), then over the active
-    layers; silent-everywhere or saturated-anywhere networks score :data:`WORST`.
+    layers; silent-everywhere or saturated-anywhere networks score :data:`WORST`. With ``labels``
+    the score is the RDM's ``correlation`` ("spearman" or "kendall") with the class-target RDM.
     """
     spiking = list(spikes)
     batch = spiking[0].shape[1] if spiking else 1
     rates = tuple(float(o.float().mean()) for o in spiking)
     spike_count = float(sum(o.float().sum() for o in spiking) / batch)
-    variant = "label" if labels is not None else "free"
+    variant = "free" if labels is None else ("label-kendall" if correlation == "kendall" else "label")
     # silent everywhere or saturated anywhere: no usable representation. A single silent
     # layer (typically the untrained readout) only drops out of the average.
     if not spiking or max(rates) < SILENT_RATE or max(rates) > SATURATED_RATE:
@@ -115,7 +150,7 @@ def fitness_from_spikes(
                        metric=metric, variant=variant)
     active = [o for o, r in zip(spiking, rates) if r >= SILENT_RATE]
     rdm = torch.stack([spike_rdm(o, metric=metric) for o in active]).mean(0)
-    score = rdm_score(rdm, labels)
+    score = rdm_score(rdm, labels, correlation=correlation)
     return Fitness(score=score, degenerate=False, firing_rates=rates, spike_count=spike_count,
                    metric=metric, variant=variant)
 
@@ -177,9 +212,9 @@ def fitness_variants(
 ) -> dict[tuple[str, str], Fitness]:
     """Every requested (variant, metric) Fitness of recorded spikes from one set of RDMs.
 
-    ``pairs`` holds ("label" | "free", "hamming" | "pearson"); each layer's Gram matrix is computed
-    once for all of them (:func:`_layer_rdms`), so scoring four variants costs about one. The
-    numbers equal :func:`fitness_from_spikes` for each pair (up to float rounding).
+    ``pairs`` holds (a :data:`CORRELATIONS` variant, "hamming" | "pearson"); each layer's Gram matrix
+    is computed once for all of them (:func:`_layer_rdms`), so scoring six variants costs about one.
+    The numbers equal :func:`fitness_from_spikes` for each pair (up to float rounding).
     """
     pairs = tuple(pairs)
     spiking = list(spikes)
@@ -190,6 +225,9 @@ def fitness_variants(
         return {(v, m): Fitness(score=WORST, degenerate=True, firing_rates=rates, spike_count=spike_count,
                                 metric=m, variant=v) for v, m in pairs}
     metrics = tuple(dict.fromkeys(m for _, m in pairs))
+    for v, _ in pairs:
+        if v not in CORRELATIONS:
+            raise ValueError(f"unknown RDM score variant '{v}' (expected one of {', '.join(CORRELATIONS)})")
     for m in metrics:
         if m not in ("hamming", "pearson"):
             raise ValueError(f"unknown RDM metric '{m}' (expected 'hamming' or 'pearson')")
@@ -200,9 +238,10 @@ def fitness_variants(
         rdm = torch.stack([d[m] for d in per_layer]).mean(0)
         for v, mm in pairs:
             if mm == m:
-                if v == "label" and labels is None:
-                    raise ValueError("the label-aware variant needs labels")
-                score = rdm_score(rdm, labels if v == "label" else None)
+                corr = CORRELATIONS[v]
+                if corr is not None and labels is None:
+                    raise ValueError(f"the label-aware variant '{v}' needs labels")
+                score = rdm_score(rdm, labels if corr is not None else None, correlation=corr or "spearman")
                 out[(v, m)] = Fitness(score=score, degenerate=False, firing_rates=rates, spike_count=spike_count,
                                       metric=m, variant=v)
     return out

@@ -20,7 +20,7 @@ from spikesmith.evolve.nas.space import NasSpace
 from spikesmith.seeding import entropy_seed
 
 METRICS = ("hamming", "pearson")
-VARIANTS = ("label", "free")
+VARIANTS = ("label", "label-kendall", "free")  # see fitness.CORRELATIONS
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -43,7 +43,7 @@ def test_evaluate_genome_is_a_pure_function_of_genome_and_context(digits_batch):
     a, b = evaluate_genome(g, ctx), evaluate_genome(list(g), ctx)
     a.pop("seconds"), b.pop("seconds")
     assert a == b
-    assert set(a["scores"]) == {"label.hamming", "label.pearson", "free.hamming", "free.pearson"}
+    assert set(a["scores"]) == {f"{v}.{m}" for v in ("label", "label-kendall", "free") for m in ("hamming", "pearson")}
     assert a["score"] == a["scores"]["label.hamming"] and not a["degenerate"]
     assert a["synops"] > 0 and a["params"] > 0
     f = objectives(a)
