@@ -39,6 +39,7 @@ from torch import nn
 from spikesmith import io
 from spikesmith.errors import InputError
 from spikesmith.evolve.driver import EvolutionProblem, EvolveConfig, register, run
+from spikesmith.evolve.nas.backends import ContextRef
 from spikesmith.evolve.gee.schedules import LinearDecay, Schedule, schedule_to_dict
 from spikesmith.nn.gee import is_encoded
 from spikesmith.seeding import derive
@@ -406,7 +407,7 @@ class GeeResult:
 
 
 class _StateCodec:
-    """A network's state dict <-> one float64 vector (the genome pymoo sees); exact for float32 tensors."""
+    """A network's state dict <-> one float vector (the genome pymoo sees); exact for float32 tensors."""
 
     def __init__(self, template: dict):
         self.keys = list(template)
@@ -425,6 +426,110 @@ class _StateCodec:
         return out
 
 
+class GeeTrainer:
+    """What evaluating a GEE individual needs, in one process: the data on the device, the network's
+    spec, one model to load genomes into, and the genome codec. Built once per process, in the
+    search's own process and in every backend worker (see :class:`GeeContextRef`)."""
+
+    def __init__(self, data: GeeData, opts: SteOptions, *, seed: int):
+        from spikesmith.nn import build
+        from spikesmith.nn.families.gee import GeeSpec
+
+        self.opts, self.seed = opts, int(seed)
+        self.device = torch.device(opts.device) if opts.device else torch.device(
+            "cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            self.spec = GeeSpec(arch=opts.arch, genes=opts.genes, encoded=bool(opts.encoded),
+                                num_classes=data.num_classes, input_shape=data.input_shape)
+        except InputError as exc:
+            raise InputError(f"data {data.name!r}: {exc}") from None
+        self.data = data.to(self.device)
+        self.model = build(self.spec, seed=derive(self.seed, _INIT, 0)).to(self.device)
+        self.codec = _StateCodec(self.model.state_dict())
+        self.x_keys = encoding_keys(self.model)
+        self.g_key = "gene.g" if getattr(self.model, "gene", None) is not None else None
+
+    def _batches(self, *purpose: int):
+        """``train_batches(epoch)`` for :func:`fit`: a seeded order per (purpose, epoch), at most max_batches."""
+        data, o = self.data, self.opts
+        n = data.y_train.numel()
+
+        def train_batches(epoch: int):
+            gen = torch.Generator().manual_seed(derive(self.seed, _TRAIN, *purpose, epoch))
+            perm = torch.randperm(n, generator=gen).to(data.x_train.device)
+            chunks = [perm[i:i + o.batch_size] for i in range(0, n, o.batch_size)]
+            if o.max_batches is not None:
+                chunks = chunks[:o.max_batches]
+            return ((data.x_train[:, idx], data.y_train[idx]) for idx in chunks)
+
+        return train_batches
+
+    def train(self, state: dict, *, epochs: int, lr: float, lam_s: float, lam_t: float, purpose: tuple) -> dict:
+        """Load ``state``, train it with :func:`fit` (regularisers as ``extra_loss``), return its scores."""
+        from spikesmith.train import fit
+
+        self.model.load_state_dict(state)
+        previous = [x.detach().clone() for x in encoding_tensors(self.model)]
+        sign = self.opts.sign
+
+        def extra_loss(model, epoch):
+            return regulariser(model, previous, lam_s=lam_s, lam_t=lam_t, sign=sign)[0]
+
+        cfg = replace(self.opts.train, epochs=epochs, lr=lr, seed=self.seed, device=str(self.device))
+        # held-out scoring is the fitness below: fit's per-epoch test pass gets no batches
+        result = fit(self.model, self._batches(*purpose), lambda: (), cfg,
+                     extra_loss=extra_loss if (lam_s or lam_t) else None)
+        s = score(self.model, self.data, previous=previous, lam_s=lam_s, lam_t=lam_t, sign=sign,
+                  label_smoothing=cfg.label_smoothing)
+        return s | {"train_loss": float(result.history[-1]["loss"]) if result.history else math.nan}
+
+
+@dataclass(frozen=True, kw_only=True)
+class GeeContextRef(ContextRef):
+    """A :class:`GeeTrainer` named by (dataset, steps, seed, options): a backend's workers load the data
+    themselves (a few bytes per task, never a pickled dataset)."""
+
+    data: str
+    steps: int
+    seed: int
+    opts: SteOptions
+
+    def build(self) -> GeeTrainer:
+        return GeeTrainer(load_gee_data(self.data, steps=self.steps, seed=self.seed), self.opts, seed=self.seed)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class GeeDataRef(ContextRef):
+    """A :class:`GeeTrainer` over data held in memory (a :class:`GeeData` given to the API): shipped once
+    to each worker (process initialiser, Dask scatter, Ray object store)."""
+
+    data: GeeData
+    seed: int
+    opts: SteOptions
+
+    def build(self) -> GeeTrainer:
+        return GeeTrainer(self.data, self.opts, seed=self.seed)
+
+
+def train_individual(task: dict, trainer: GeeTrainer) -> dict:
+    """Evaluate one individual where a backend runs it: train the genome ``task["x"]`` for
+    ``task["epochs"]`` with the generation's ``lr``, ``lam_s``, ``lam_t`` and score it. Returns
+    ``{"score": ..., "x": the trained genome or None}`` (``task["keep"]``: Lamarckian write-back).
+    A pure function of (task, trainer settings): every backend gives the same numbers. On the CPU an
+    individual trains on one torch thread wherever it runs (a reduction split over more threads
+    rounds differently); the backends' workers are the parallelism."""
+    threads = torch.get_num_threads()
+    if trainer.device.type == "cpu" and threads != 1:
+        torch.set_num_threads(1)
+    try:
+        s = trainer.train(trainer.codec.unflatten(task["x"]), epochs=task["epochs"], lr=task["lr"],
+                          lam_s=task["lam_s"], lam_t=task["lam_t"], purpose=tuple(task["purpose"]))
+        return {"score": s, "x": trainer.codec.flatten(trainer.model.state_dict()) if task["keep"] else None}
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
 @register("gee")
 class GeeSte(EvolutionProblem):
     """GEE-STE: maximise the regularised held-out fitness of briefly trained initial wiring rules."""
@@ -438,48 +543,35 @@ class GeeSte(EvolutionProblem):
         super().__init__(cfg)
         cfg = self.cfg
         o = cfg.options
-        if cfg.backend != "local":
-            raise InputError(f"--backend {cfg.backend}: evolve gee trains in this process (use local)")
         if o.elite >= cfg.population and cfg.generations > 0:
             raise InputError(f"--elite: expected fewer elites ({o.elite}) than individuals ({cfg.population})")
         if data is not None and data.name != cfg.data:
             raise InputError(f"data: the GeeData is {data.name!r} but the config names {cfg.data!r}")
         self.opts: SteOptions = o
-        self._data = data
-        self.device = torch.device(o.device) if o.device else torch.device(
-            "cuda" if torch.cuda.is_available() else "cpu")
+        # workers build the trainer from this: the dataset by name, or (API) the GeeData itself
+        self.ref = (GeeDataRef(data=data.to("cpu"), seed=cfg.seed, opts=o) if data is not None else
+                    GeeContextRef(data=cfg.data, steps=cfg.steps, seed=cfg.seed, opts=o))
         self._scores: list[dict] = []
 
-    # -- set-up
-    def prepare(self) -> None:
-        from spikesmith.nn import build
-
-        data = self._data if self._data is not None else load_gee_data(self.cfg.data, steps=self.cfg.steps,
-                                                                       seed=self.cfg.seed)
-        self.data = data.to(self.device)
-        if not hasattr(self, "spec"):
-            self._build_spec(data)
-        self.model = build(self.spec, seed=derive(self.cfg.seed, _INIT, 0)).to(self.device)
-        self.x_keys = encoding_keys(self.model)
-        self.g_key = "gene.g" if getattr(self.model, "gene", None) is not None else None
-
-    def _build_spec(self, data: GeeData) -> None:
-        from spikesmith.nn import build
-        from spikesmith.nn.families.gee import GeeSpec
-
-        try:
-            self.spec = GeeSpec(arch=self.opts.arch, genes=self.opts.genes, encoded=bool(self.opts.encoded),
-                                num_classes=data.num_classes, input_shape=data.input_shape)
-        except InputError as exc:
-            raise InputError(f"data {data.name!r}: {exc}") from None
-        self.codec = _StateCodec(build(self.spec, seed=0).state_dict())
-
+    # -- set-up: this process's trainer (the local backend shares it; it gives the final training)
     def _ensure_spec(self) -> None:
-        if not hasattr(self, "spec"):  # the genome length is needed before prepare (pymoo set-up)
-            data = self._data if self._data is not None else load_gee_data(self.cfg.data, steps=self.cfg.steps,
-                                                                            seed=self.cfg.seed)
-            self._data = data
-            self._build_spec(data)
+        if not hasattr(self, "trainer"):  # the genome length is needed before prepare (pymoo set-up)
+            from spikesmith.evolve.nas.backends import resolve_context
+
+            self.trainer: GeeTrainer = resolve_context(self.ref)
+            t = self.trainer
+            self.spec, self.codec, self.device, self.data, self.model = t.spec, t.codec, t.device, t.data, t.model
+            self.x_keys, self.g_key = t.x_keys, t.g_key
+
+    def prepare(self) -> None:
+        self._ensure_spec()
+
+    def open_backend(self):
+        from spikesmith.evolve.nas.backends import make_backend
+
+        self.backend = make_backend(self.cfg.backend, self.ref, workers=self.cfg.workers, cluster=self.cfg.cluster,
+                                    fn=train_individual)
+        return self.backend
 
     def pymoo_problem(self):
         from pymoo.core.problem import Problem
@@ -544,54 +636,26 @@ class GeeSte(EvolutionProblem):
         total = self.cfg.generations + 1 + self.opts.final_epochs
         return self.opts.train.lr * 0.5 * (1.0 + math.cos(math.pi * generation / total))
 
-    def _batches(self, *purpose: int):
-        """``train_batches(epoch)`` for :func:`fit`: a seeded order per (purpose, epoch), at most max_batches."""
-        data, o = self.data, self.opts
-        n = data.y_train.numel()
-
-        def train_batches(epoch: int):
-            gen = torch.Generator().manual_seed(derive(self.cfg.seed, _TRAIN, *purpose, epoch))
-            perm = torch.randperm(n, generator=gen).to(data.x_train.device)
-            chunks = [perm[i:i + o.batch_size] for i in range(0, n, o.batch_size)]
-            if o.max_batches is not None:
-                chunks = chunks[:o.max_batches]
-            return ((data.x_train[:, idx], data.y_train[idx]) for idx in chunks)
-
-        return train_batches
-
-    def train(self, state: dict, *, epochs: int, lr: float, lam_s: float, lam_t: float, purpose: tuple) -> dict:
-        """Load ``state``, train it with :func:`fit` (regularisers as ``extra_loss``), return its scores."""
-        from spikesmith.train import fit
-
-        self.model.load_state_dict(state)
-        previous = [x.detach().clone() for x in encoding_tensors(self.model)]
-        sign = self.opts.sign
-
-        def extra_loss(model, epoch):
-            return regulariser(model, previous, lam_s=lam_s, lam_t=lam_t, sign=sign)[0]
-
-        cfg = replace(self.opts.train, epochs=epochs, lr=lr, seed=self.cfg.seed, device=str(self.device))
-        # held-out scoring is the fitness below: fit's per-epoch test pass gets no batches
-        result = fit(self.model, self._batches(*purpose), lambda: (), cfg,
-                     extra_loss=extra_loss if (lam_s or lam_t) else None)
-        s = score(self.model, self.data, previous=previous, lam_s=lam_s, lam_t=lam_t, sign=sign,
-                  label_smoothing=cfg.label_smoothing)
-        return s | {"train_loss": float(result.history[-1]["loss"]) if result.history else math.nan}
+    def train(self, state: dict, **kwargs) -> dict:
+        """Train ``state`` in this process (see :meth:`GeeTrainer.train`)."""
+        return self.trainer.train(state, **kwargs)
 
     def evaluate(self, X, generation):
         t = self.progress(generation)
         lam_s, lam_t, lr = self.opts.lambda_s(t), self.opts.lambda_t(t), self.lr_at(generation)
-        trained, self._scores = [], []
-        for i, x in enumerate(np.asarray(X)):
-            s = self.train(self.codec.unflatten(x), epochs=self.opts.epochs_per_generation, lr=lr, lam_s=lam_s,
-                           lam_t=lam_t, purpose=(generation, i))
-            self._scores.append(s)
+        lamarckian = self.opts.inheritance == "lamarckian"
+        tasks = [{"x": np.asarray(x, dtype=np.float64), "epochs": self.opts.epochs_per_generation, "lr": lr,
+                  "lam_s": lam_s, "lam_t": lam_t, "purpose": (generation, i), "keep": lamarckian}
+                 for i, x in enumerate(np.asarray(X))]
+        results = self.backend.map(tasks)
+        self._scores = [r["score"] for r in results]
+        for i, s in enumerate(self._scores):
             self.cache[f"{generation}.{i}"] = s | {"generation": generation, "individual": i}
-            if self.opts.inheritance == "lamarckian":
-                trained.append(self.codec.flatten(self.model.state_dict()))  # trained values inherited
         self._lams = (lam_s, lam_t, lr)
-        # Baldwinian: the genomes stay the untrained rules; only their fitness comes from training
-        return np.array([[-s["fitness"]] for s in self._scores]), (np.stack(trained) if trained else None)
+        # Lamarckian: the trained values are inherited; Baldwinian: the genomes stay the untrained
+        # rules, only their fitness comes from training
+        trained = np.stack([r["x"] for r in results]) if lamarckian else None
+        return np.array([[-s["fitness"]] for s in self._scores]), trained
 
     def record(self, algorithm, generation):
         sc = self._scores
@@ -654,6 +718,7 @@ def run_gee_evolution(*, data: str | GeeData = "digits", arch: str = "digits", g
                       population: int = 8, generations: int = 8, final_epochs: int = 8, steps: int = 4,
                       seed: int = 0, out_dir: str | Path | None = None, resume: bool = False,
                       device: str | None = None, encoded: bool = True, config: SteOptions | None = None,
+                      backend: str = "local", workers: int = 2, cluster: str | None = None,
                       on_progress: Callable[[dict], None] | None = None) -> GeeResult:
     """Return the GeeResult of a GEE-STE run of ``arch`` on ``data`` (a dataset name or a GeeData).
 
@@ -661,6 +726,7 @@ def run_gee_evolution(*, data: str | GeeData = "digits", arch: str = "digits", g
     ``config``. ``generations=0`` trains the initial population once (``population=1``: plain
     training for ``epochs_per_generation + final_epochs`` epochs); with ``encoded=False`` the same
     architecture is built with dense weights (the baseline). ``steps`` is T (ignored for a GeeData).
+    ``backend``, ``workers`` and ``cluster`` say where individuals train (``spikesmith.evolve.nas.backends``).
     """
     if not isinstance(data, (str, GeeData)):
         raise InputError(f"data: expected a dataset name or a GeeData, got {type(data).__name__}")
@@ -670,7 +736,7 @@ def run_gee_evolution(*, data: str | GeeData = "digits", arch: str = "digits", g
     if isinstance(data, GeeData):
         steps = int(data.x_train.shape[0])
     cfg = EvolveConfig(population=population, generations=generations, seed=seed, data=name, steps=steps,
-                       options=opts)
+                       backend=backend, workers=workers, cluster=cluster, options=opts)
     problem = GeeSte(cfg, data=data if isinstance(data, GeeData) else None)
     return run(problem, out_dir=out_dir, resume=resume, on_progress=on_progress)
 

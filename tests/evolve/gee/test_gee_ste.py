@@ -156,6 +156,20 @@ def test_run_is_deterministic_and_writes_metrics_and_plot(tiny_data, tmp_path):
     assert r3.final_fitness != r1.final_fitness
 
 
+def test_process_pool_gives_the_in_process_result(tiny_data):
+    # the individuals train in worker processes (one torch thread each) from the GeeData shipped once
+    kw = dict(data=tiny_data, population=3, generations=1, final_epochs=1, config=tiny_cfg(), device="cpu", **TINY)
+    local = run_gee_evolution(**kw)
+    pool = run_gee_evolution(backend="process", workers=2, **kw)
+
+    def strip(history):
+        return [{k: v for k, v in h.items() if k not in ("seconds", "elapsed", "eta")} for h in history]
+
+    assert strip(pool.history) == strip(local.history)
+    assert (pool.final_fitness, pool.test_accuracy) == (local.final_fitness, local.test_accuracy)
+    assert local.history[1]["best_fitness"] != local.history[0]["best_fitness"]  # it did evolve
+
+
 def test_individuals_are_trained_by_fit_with_the_regularisers_as_extra_loss(tiny_data, monkeypatch):
     import spikesmith.train as train
 
@@ -226,7 +240,7 @@ def test_signal_shares_sum_to_one_and_follow_the_weights():
 def _starting_states(tiny_data, monkeypatch, seed=TINY["seed"], **cfg_kw):
     """Run 2 generations; return {generation: [the state each individual's training started from]} and
     the trained states of generation 0."""
-    from spikesmith.evolve.gee.spatiotemporal import GeeSte as Problem
+    from spikesmith.evolve.gee.spatiotemporal import GeeTrainer as Problem
 
     starts, trained = {}, {}
     real = Problem.train

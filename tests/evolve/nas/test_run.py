@@ -3,7 +3,6 @@ import pytest
 from spikesmith import io
 from spikesmith.errors import InputError
 from spikesmith.evolve.nas.run import run_nas
-from test_backends import dask_cluster  # noqa: F401 (a fixture: a real scheduler and two workers)
 
 TINY = dict(generations=3, population=6, seed=3, steps=2, cells=2, channels=4, fitness_batch=16)
 
