@@ -14,7 +14,10 @@ rounding; timings are not registered (they depend on the machine: see the benchm
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import sys
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -65,6 +68,36 @@ def _ste_generation0():
     return run_gee_evolution(data="digits", population=4, generations=0, final_epochs=0, device="cpu", seed=0)
 
 
+@lru_cache(maxsize=None)
+def _ablation_digits() -> dict:
+    """Budget A of docs/gee.md on digits: test accuracy mean over seeds 0-2 per arm."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from gee import accuracy_comparison  # the benchmark's own arms and runner
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "a.json"
+        accuracy_comparison(datasets=["digits"], seeds=[0, 1, 2], genes=16, population=3, generations=2,
+                            final_epochs=2, steps=4, max_batches=8, device="cpu", target=0.5, out=out)
+        rows = json.loads(out.read_text())["rows"].values()
+    arms = {r["arm"] for r in rows}
+    return {a: statistics.mean(r["test_accuracy"] for r in rows if r["arm"] == a) for a in arms}
+
+
+@lru_cache(maxsize=None)
+def _inheritance() -> dict:
+    """docs/gee.md's Baldwinian vs Lamarckian means over seeds 0-2 (the tests' synthetic data)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from gee import inheritance_comparison
+
+    table = inheritance_comparison(seeds=[0, 1, 2])
+    rows = [line.split("|")[1:4] for line in table.splitlines()[2:]]
+    return {"baldwinian": sum(float(r[1]) for r in rows) / len(rows),
+            "lamarckian": sum(float(r[2]) for r in rows) / len(rows)}
+
+
+ABLATION_CMD = ("python benchmarks/gee.py --accuracy --data digits,mnist5k --seeds 0,1,2 --population 3 "
+                "--generations 2 --final-epochs 2 --max-batches 8 --target 0.5 --out gee_a.json")
+INHERITANCE_CMD = "python benchmarks/gee.py --inheritance --seeds 0,1,2"
 PARAMS_CMD = "spikesmith evolve gee --arch resnet18 --genes 64,96,128,160 --params-only"
 NAS_CMD = "run_nas(generations=10, population=20, seed=0)"
 STE_CMD = "spikesmith evolve gee --population 4 --generations 0 --final-epochs 0 --device cpu"
@@ -89,6 +122,15 @@ FIGURES: list[Figure] = [
            lambda: round(_ste_generation0().history[0]["shares"]["gradient"]["entropy"], 3), cheap=False),
     Figure("gee.md", "STE generation 0: fitness-spread share of D", "D 0.069", STE_CMD, 0.069, 0.01,
            lambda: round(_ste_generation0().history[0]["shares"]["spread"]["difference"], 3), cheap=False),
+    *[Figure("gee.md", f"ablation budget A, digits, {arm}: mean test accuracy", f"| digits | {arm} | {p} | {v:.3f} ±",
+             ABLATION_CMD, v, 0.0005, (lambda arm=arm: round(_ablation_digits()[arm], 3)), cheap=False)
+      for arm, p, v in (("STE (H and D)", "11,642", 0.788), ("STE without H", "11,642", 0.819),
+                        ("STE without D", "11,642", 0.814), ("STE without H, D", "11,642", 0.815),
+                        ("GEE trained plainly", "11,642", 0.922), ("dense", "25,978", 0.964))],
+    Figure("gee.md", "inheritance: Baldwinian mean test accuracy", "| mean | 0.804 |", INHERITANCE_CMD, 0.804,
+           0.0005, lambda: round(_inheritance()["baldwinian"], 3), cheap=False),
+    Figure("gee.md", "inheritance: Lamarckian mean test accuracy", "| mean | 0.804 | 0.923 |", INHERITANCE_CMD,
+           0.923, 0.0005, lambda: round(_inheritance()["lamarckian"], 3), cheap=False),
 ]
 
 

@@ -92,15 +92,26 @@ def context(args, data: str, seed: int, space: NasSpace):
     return resolve_context(ref)
 
 
+def merge_also(args, done: dict) -> None:
+    """Add the rows of the ``--also`` files (another process's share of the same grid) to ``done``."""
+    for path in args.also or ():
+        if Path(path).is_file():
+            other = json.loads(Path(path).read_text())
+            done["rows"].update({k: v for k, v in other.get("rows", {}).items() if k not in done["rows"]})
+
+
 def validity(args, space: NasSpace, done: dict) -> None:
     """Evaluate and train architecture i for every seed before architecture i + 1 (a cut-short run
-    still covers every seed), one dataset after another."""
+    still covers every seed), one dataset after another. ``--reverse`` walks the architectures from
+    the last; with ``--also`` naming the other process's ``--out``, two processes share one grid."""
     for data in args.data:
         ctxs = {seed: context(args, data, seed, space) for seed in args.seeds}
         genomes = {seed: sample_genomes(space, args.genomes, seed) for seed in args.seeds}
-        for i in range(args.genomes):
+        order = range(args.genomes - 1, -1, -1) if args.reverse else range(args.genomes)
+        for i in order:
             for seed in args.seeds:
                 key = f"{data}/{seed}/{i}"
+                merge_also(args, done)
                 if key in done["rows"]:
                     continue
                 g = genomes[seed][i]
@@ -240,6 +251,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--cost-epochs", type=int, default=10)
     ap.add_argument("--add-probe", type=int, default=None,
                     help="also score the rows' architectures with a probe of this many samples")
+    ap.add_argument("--reverse", action="store_true", help="train the architectures from the last one")
+    ap.add_argument("--also", type=lambda s: s.split(","), default=None,
+                    help="other --out files of the same grid: their rows count as done and enter the tables")
     ap.add_argument("--table-only", action="store_true", help="print the tables of --out, evaluate nothing")
     ap.add_argument("--cost-only", action="store_true")
     ap.add_argument("--no-cost", action="store_true")
@@ -256,6 +270,7 @@ def main(argv=None) -> dict:
         if all(prev["settings"].get(k) == settings[k] for k in keep):
             done["rows"] = prev.get("rows", {})
             done["cost"] = prev.get("cost")
+    merge_also(args, done)
     if args.table_only:
         print(tau_table(done)[0])
         if done.get("cost"):

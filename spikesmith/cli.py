@@ -319,7 +319,9 @@ def evolve_nas(population: int = _population(20), generations: int = _generation
                mutation_eta: float = typer.Option(3.0, help="Polynomial mutation distribution index."),
                train: int = typer.Option(0, help="Then train the best network this many epochs and run it on "
                                                  "Norse and Lava (0: search only)."),
-               deploy_samples: Optional[int] = typer.Option(None, help="Test samples for the targets (default: all).")):
+               deploy_samples: Optional[int] = typer.Option(None, help="Test samples for the targets (default: all)."),
+               device: Optional[str] = typer.Option(None, help="Where candidates are scored and the best trained: "
+                                                                "cpu or cuda (default: cuda when available).")):
     """MSE-NAS: multi-scale architecture search (NSGA-II on RDM score, SOPs and parameters)."""
     from spikesmith import api, options
     from spikesmith.evolve import EvolveConfig
@@ -328,8 +330,8 @@ def evolve_nas(population: int = _population(20), generations: int = _generation
     options.integer("--train", train, low=0, high=options.MAX_EPOCHS)
     options.optional_integer("--deploy-samples", deploy_samples, low=1, high=options.MAX_SAMPLES)
     opts = NasOptions(offspring=offspring, cells=cells, min_cells=min_cells, channels=channels,
-                      fitness_batch=fitness_batch, fitness_batches=fitness_batches, metric=metric, variant=variant, crossover_prob=crossover_prob,
-                      mutation_eta=mutation_eta)
+                      fitness_batch=fitness_batch, fitness_batches=fitness_batches, metric=metric, variant=variant,
+                      crossover_prob=crossover_prob, mutation_eta=mutation_eta, device=device)
     cfg = EvolveConfig(population=population, generations=generations, seed=seed, backend=backend, cluster=cluster,
                        workers=workers, data=data, steps=steps, options=opts)
     r = _evolve("nas", cfg, out, resume)
@@ -340,7 +342,7 @@ def evolve_nas(population: int = _population(20), generations: int = _generation
     typer.echo(f"front cells by motif (non-empty cells >= {opts.min_cells}): {motifs}")
     if train:
         con = _console()
-        rows = api.train_nas_best(out, epochs=train, seed=seed, deploy_samples=deploy_samples,
+        rows = api.train_nas_best(out, epochs=train, seed=seed, deploy_samples=deploy_samples, device=device,
                                   out_dir=Path(out) / "trained", on_progress=con.progress)
         typer.echo("test accuracy " + ", ".join(f"{k} {v:.3f}" for k, v in rows[0]["accuracy"].items()))
 

@@ -57,11 +57,12 @@ class NasContextRef(ContextRef):
     metric: str = "hamming"
     variant: str = "label"
     all_variants: bool = False
+    device: str | None = None
 
     def build(self) -> EvalContext:
         return EvalContext(space=self.space, batches=self.probe.load(), channels=self.channels,
                            num_classes=self.num_classes, seed=self.seed, metric=self.metric,
-                           variant=self.variant, all_variants=self.all_variants)
+                           variant=self.variant, all_variants=self.all_variants, device=self.device)
 
 
 def resolve_context(ctx):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -25,7 +26,9 @@ VARIANTS = ("label", "label-kendall", "free")  # see fitness.CORRELATIONS
 
 @dataclass(frozen=True, kw_only=True)
 class EvalContext:
-    """Search space, network size and the fitness batches ``(x (T, B, C, H, W), y (B,))`` as numpy arrays."""
+    """Search space, network size and the fitness batches ``(x (T, B, C, H, W), y (B,))`` as numpy arrays;
+    ``device`` is where candidates are scored (None: CUDA when available). The batches are copied to
+    the device once per context (:attr:`probe`), not once per candidate."""
 
     space: NasSpace
     batches: tuple[tuple[np.ndarray, np.ndarray], ...]
@@ -35,6 +38,7 @@ class EvalContext:
     metric: str = "hamming"
     variant: str = "label"
     all_variants: bool = False  # also score every (variant, metric) pair from the same pass
+    device: str | None = None
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -50,6 +54,21 @@ class EvalContext:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.batches[0][0].shape[2:])
 
+    @cached_property
+    def torch_device(self) -> torch.device:
+        return torch.device(self.device) if self.device else torch.device(
+            "cuda" if torch.cuda.is_available() else "cpu")
+
+    @cached_property
+    def probe(self) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+        """The fitness batches as tensors on :attr:`torch_device`, made once (on the CPU, views of the arrays)."""
+        dev = self.torch_device
+        return tuple((torch.as_tensor(x, dtype=torch.float32).to(dev), torch.as_tensor(y).to(dev))
+                     for x, y in self.batches)
+
+    def __getstate__(self) -> dict:  # ship the arrays, not the device tensors
+        return {k: v for k, v in self.__dict__.items() if k not in ("probe", "torch_device")}
+
 
 def network_seed(seed: int, genome) -> int:
     """Seed of a genome's initial weights: depends only on (search seed, genome)."""
@@ -64,15 +83,15 @@ def evaluate_genome(genome, ctx: EvalContext) -> dict:
     genome = ctx.space.repair(genome)
     # a private generator, not torch's global RNG: thread backends evaluate concurrently
     model = build_nas_net(genome, space=ctx.space, channels=ctx.channels, input_shape=ctx.input_shape,
-                          num_classes=ctx.num_classes, seed=network_seed(ctx.seed, genome))
+                          num_classes=ctx.num_classes, seed=network_seed(ctx.seed, genome)).to(ctx.torch_device)
     model.train()  # batch norm with batch statistics, as at the start of training
     pairs = [(v, m) for v in VARIANTS for m in METRICS] if ctx.all_variants else [(ctx.variant, ctx.metric)]
     parts: dict[tuple[str, str], list] = {p: [] for p in pairs}
     synops = []
-    with torch.inference_mode():  # no autograd records; the probe arrays are viewed, not copied
-        for x, y in ctx.batches:
-            _, rec = model(torch.as_tensor(x, dtype=torch.float32), record=True)
-            for pair, fit in fitness_variants(list(rec.values()), torch.as_tensor(y), pairs).items():
+    with torch.inference_mode():  # no autograd records; the probe stays on the device between candidates
+        for x, y in ctx.probe:
+            _, rec = model(x, record=True)
+            for pair, fit in fitness_variants(list(rec.values()), y, pairs).items():
                 parts[pair].append(fit)
             synops.append(synaptic_operations(model, rec))
     scores = {f"{v}.{m}": mean_fitness(f) for (v, m), f in parts.items()}

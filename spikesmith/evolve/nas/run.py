@@ -44,10 +44,10 @@ class NasOptions:
     # a pymoo constraint (not a penalty): networks with fewer non-empty cells are infeasible, so the
     # front cannot collapse to empty (identity) cells, which minimise SOPs and parameters for free
     min_cells: int = 1
+    device: str | None = None  # where candidates are scored; None: CUDA when available
 
     def __post_init__(self) -> None:
         from spikesmith import options
-
 
         options.optional_integer("--offspring", self.offspring, low=1, high=10_000)
         options.integer("--cells", self.cells, low=1, high=64)
@@ -61,6 +61,8 @@ class NasOptions:
             raise InputError(f"--variant: expected one of {', '.join(VARIANTS)}, got {self.variant!r}")
         options.number("--crossover-prob", self.crossover_prob, low=0.0, high=1.0)
         options.number("--mutation-eta", self.mutation_eta, low=0.0, low_open=True, high=1e6)
+        if self.device not in (None, "cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise InputError(f"--device: expected cpu or cuda, got {self.device!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,7 +131,7 @@ class MseNas(EvolutionProblem):
         probe = ProbeRef(name=self.cfg.data, seed=self.cfg.seed, steps=self.cfg.steps,
                          batch_size=self.opts.fitness_batch, batches=self.opts.fitness_batches)
         self.ref = NasContextRef(space=self.space, probe=probe, channels=self.opts.channels, seed=self.cfg.seed,
-                                 metric=self.opts.metric, variant=self.opts.variant)
+                                 metric=self.opts.metric, variant=self.opts.variant, device=self.opts.device)
         self.ctx: EvalContext = resolve_context(self.ref)
 
     def open_backend(self):
