@@ -25,6 +25,7 @@ breeding from the driver's checkpointed generator, so a resumed run repeats an u
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -511,23 +512,31 @@ class GeeDataRef(ContextRef):
         return GeeTrainer(self.data, self.opts, seed=self.seed)
 
 
+@contextlib.contextmanager
+def cpu_threads(device: torch.device, n: int = 1):
+    """Run the block with ``n`` torch threads when ``device`` is the CPU (restored after): a reduction split
+    over another number of threads rounds differently, so GEE training is pinned to one thread wherever
+    it runs (in-process, in any backend's worker, on any machine) and gives the same numbers."""
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and threads != n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
 def train_individual(task: dict, trainer: GeeTrainer) -> dict:
     """Evaluate one individual where a backend runs it: train the genome ``task["x"]`` for
     ``task["epochs"]`` with the generation's ``lr``, ``lam_s``, ``lam_t`` and score it. Returns
     ``{"score": ..., "x": the trained genome or None}`` (``task["keep"]``: Lamarckian write-back).
-    A pure function of (task, trainer settings): every backend gives the same numbers. On the CPU an
-    individual trains on one torch thread wherever it runs (a reduction split over more threads
-    rounds differently); the backends' workers are the parallelism."""
-    threads = torch.get_num_threads()
-    if trainer.device.type == "cpu" and threads != 1:
-        torch.set_num_threads(1)
-    try:
+    A pure function of (task, trainer settings): every backend gives the same numbers (one CPU
+    thread per individual, :func:`cpu_threads`; the backends' workers are the parallelism)."""
+    with cpu_threads(trainer.device):
         s = trainer.train(trainer.codec.unflatten(task["x"]), epochs=task["epochs"], lr=task["lr"],
                           lam_s=task["lam_s"], lam_t=task["lam_t"], purpose=tuple(task["purpose"]))
         return {"score": s, "x": trainer.codec.flatten(trainer.model.state_dict()) if task["keep"] else None}
-    finally:
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
 
 
 @register("gee")
@@ -637,8 +646,9 @@ class GeeSte(EvolutionProblem):
         return self.opts.train.lr * 0.5 * (1.0 + math.cos(math.pi * generation / total))
 
     def train(self, state: dict, **kwargs) -> dict:
-        """Train ``state`` in this process (see :meth:`GeeTrainer.train`)."""
-        return self.trainer.train(state, **kwargs)
+        """Train ``state`` in this process (see :meth:`GeeTrainer.train`), on one CPU thread like every individual."""
+        with cpu_threads(self.device):
+            return self.trainer.train(state, **kwargs)
 
     def evaluate(self, X, generation):
         t = self.progress(generation)
@@ -689,10 +699,13 @@ class GeeSte(EvolutionProblem):
                                lam_t=o.lambda_t(t), purpose=(g, 0))
         else:
             self.model.load_state_dict(state)
-            final |= {"val_accuracy": evaluate_split(self.model, self.data.x_val, self.data.y_val,
-                                                     label_smoothing=o.train.label_smoothing)[1]}
+            with cpu_threads(self.device):
+                final |= {"val_accuracy": evaluate_split(self.model, self.data.x_val, self.data.y_val,
+                                                         label_smoothing=o.train.label_smoothing)[1]}
         model = self.model
-        _, test_acc = evaluate_split(model, self.data.x_test, self.data.y_test, label_smoothing=o.train.label_smoothing)
+        with cpu_threads(self.device):
+            _, test_acc = evaluate_split(model, self.data.x_test, self.data.y_test,
+                                         label_smoothing=o.train.label_smoothing)
         report = report_of(model, arch=o.arch, genes=o.genes)
         result = GeeResult(arch=o.arch, genes=o.genes, encoded=self.g_key is not None,
                            final_fitness=float(final["fitness"]), val_accuracy=float(final["val_accuracy"]),
