@@ -55,3 +55,30 @@ def seed(name: str, value) -> int:
 def positive_seconds(name: str, value) -> float:
     """A time in seconds: finite and positive."""
     return number(name, value, low=0.0, low_open=True, high=3600.0)
+
+
+def device_name(name: str, value) -> str | None:
+    """Check a device option: None (pick CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
+    if value is None:
+        return None
+    text = str(value)
+    if text in ("cpu", "cuda") or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise InputError(f"{name}: expected cpu or cuda, got {value!r}")
+
+
+def torch_device(name: str, value):
+    """The ``torch.device`` of a device option (see :func:`device_name`): None is CUDA when available, else
+    the CPU; asking for CUDA where torch has none is an InputError naming the option, not a crash later."""
+    import torch
+
+    text = device_name(name, value)
+    if text is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if text.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError(f"{name} {text}: no CUDA device is available here (use cpu)")
+        index = torch.device(text).index
+        if index is not None and index >= torch.cuda.device_count():
+            raise InputError(f"{name} {text}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return torch.device(text)

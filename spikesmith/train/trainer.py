@@ -50,10 +50,10 @@ class TrainConfig:
         options.seed("seed", self.seed)
 
     def resolve_device(self) -> torch.device:
-        """The device to train on."""
-        if self.device:
-            return torch.device(self.device)
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        """The device to train on (an InputError when it names CUDA and there is none)."""
+        from spikesmith import options
+
+        return options.torch_device("device", self.device)
 
 
 @dataclass(frozen=True, kw_only=True)

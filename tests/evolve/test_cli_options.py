@@ -76,3 +76,16 @@ def test_bad_inheritance_is_one_line_and_exit_2(tmp_path, capsys):
     rc, lines = _run(capsys, "gee", "--inheritance", "darwinian", "-o", out)
     assert rc == 2 and lines == ["error: --inheritance: expected one of baldwinian, lamarckian, got 'darwinian'"]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["nas", "gee"])
+def test_bad_or_missing_device_is_one_line_and_exit_2(tmp_path, capsys, command):
+    import torch
+
+    out = tmp_path / "o"
+    rc, lines = _run(capsys, command, "--device", "tpu", "-o", out)
+    assert rc == 2 and lines == ["error: --device: expected cpu or cuda, got 'tpu'"]
+    if not torch.cuda.is_available():  # on a machine without CUDA, asking for it is refused before any work
+        rc, lines = _run(capsys, command, "--device", "cuda", "-o", out)
+        assert rc == 2 and lines == ["error: --device cuda: no CUDA device is available here (use cpu)"]
+    assert not out.exists()

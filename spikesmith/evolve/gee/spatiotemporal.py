@@ -222,8 +222,7 @@ class SteOptions:
 
         if self.arch not in ARCH_NAMES:
             raise InputError(f"--arch: expected one of {', '.join(ARCH_NAMES)}, got {self.arch!r}")
-        if self.device not in (None, "cpu", "cuda") and not str(self.device).startswith("cuda:"):
-            raise InputError(f"--device: expected cpu or cuda, got {self.device!r}")
+        options.torch_device("--device", self.device)  # cuda where there is none: refused before any work
 
     def to_dict(self) -> dict:
         """Return the options as a JSON-ready dict."""
@@ -437,8 +436,9 @@ class GeeTrainer:
         from spikesmith.nn.families.gee import GeeSpec
 
         self.opts, self.seed = opts, int(seed)
-        self.device = torch.device(opts.device) if opts.device else torch.device(
-            "cuda" if torch.cuda.is_available() else "cpu")
+        from spikesmith import options
+
+        self.device = options.torch_device("--device", opts.device)
         try:
             self.spec = GeeSpec(arch=opts.arch, genes=opts.genes, encoded=bool(opts.encoded),
                                 num_classes=data.num_classes, input_shape=data.input_shape)

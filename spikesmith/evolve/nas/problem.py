@@ -56,8 +56,9 @@ class EvalContext:
 
     @cached_property
     def torch_device(self) -> torch.device:
-        return torch.device(self.device) if self.device else torch.device(
-            "cuda" if torch.cuda.is_available() else "cpu")
+        from spikesmith import options
+
+        return options.torch_device("--device", self.device)
 
     @cached_property
     def probe(self) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:

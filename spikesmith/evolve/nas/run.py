@@ -61,8 +61,7 @@ class NasOptions:
             raise InputError(f"--variant: expected one of {', '.join(VARIANTS)}, got {self.variant!r}")
         options.number("--crossover-prob", self.crossover_prob, low=0.0, high=1.0)
         options.number("--mutation-eta", self.mutation_eta, low=0.0, low_open=True, high=1e6)
-        if self.device not in (None, "cpu", "cuda") and not str(self.device).startswith("cuda:"):
-            raise InputError(f"--device: expected cpu or cuda, got {self.device!r}")
+        options.torch_device("--device", self.device)  # cuda where there is none: refused before any work
 
 
 @dataclass(frozen=True, kw_only=True)
