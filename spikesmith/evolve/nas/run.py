@@ -38,7 +38,7 @@ class NasOptions:
     fitness_batch: int = 64
     fitness_batches: int = 1
     metric: str = "hamming"
-    variant: str = "free"  # measured: label-free Hamming ranks trained accuracy best (docs/nas.md)
+    variant: str = "free"  # measured: the only variant ranking accuracy positively on every seed (docs/nas.md)
     crossover_prob: float = 0.9
     mutation_eta: float = 3.0
     # a pymoo constraint (not a penalty): networks with fewer non-empty cells are infeasible, so the
