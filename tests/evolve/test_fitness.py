@@ -6,7 +6,8 @@ import pytest
 import torch
 from scipy.stats import kendalltau
 
-from spikesmith.evolve.fitness import CORRELATIONS, WORST, fitness_from_spikes, fitness_variants, kendall_binary, rdm_score
+from spikesmith.evolve.fitness import (CORRELATIONS, WORST, fitness_from_spikes, fitness_variants, kendall_binary,
+                                       rdm_score)
 
 PAIRS = [(v, m) for v in CORRELATIONS for m in ("hamming", "pearson")]
 
