@@ -19,6 +19,11 @@ generational. Inheritance is Lamarckian by default (the trained values are writt
 genomes; the best is trained ``final_epochs`` more epochs) or Baldwinian (the genomes stay the
 untrained initial rules, a trained copy gives the fitness; the best rules are trained to the end).
 
+Evaluation runs wherever ``--backend`` says: each individual is one task (:func:`train_individual`)
+mapped by the shared backends of :mod:`spikesmith.evolve.nas.backends`, whose workers build a
+:class:`GeeTrainer` (data, model, codec) once per process from a :class:`GeeContextRef`. On the CPU
+every individual trains on one torch thread, so every backend gives the in-process numbers.
+
 Randomness: initial networks and training order from ``SeedSequence(seed, spawn_key=(purpose, ...))``,
 breeding from the driver's checkpointed generator, so a resumed run repeats an uninterrupted one.
 """
@@ -407,7 +412,7 @@ class GeeResult:
 
 
 class _StateCodec:
-    """A network's state dict <-> one float vector (the genome pymoo sees); exact for float32 tensors."""
+    """A network's state dict <-> one float64 vector (the genome pymoo sees); exact for float32 tensors."""
 
     def __init__(self, template: dict):
         self.keys = list(template)
@@ -432,12 +437,11 @@ class GeeTrainer:
     search's own process and in every backend worker (see :class:`GeeContextRef`)."""
 
     def __init__(self, data: GeeData, opts: SteOptions, *, seed: int):
+        from spikesmith import options
         from spikesmith.nn import build
         from spikesmith.nn.families.gee import GeeSpec
 
         self.opts, self.seed = opts, int(seed)
-        from spikesmith import options
-
         self.device = options.torch_device("--device", opts.device)
         try:
             self.spec = GeeSpec(arch=opts.arch, genes=opts.genes, encoded=bool(opts.encoded),
