@@ -321,7 +321,9 @@ def evolve_nas(population: int = _population(20), generations: int = _generation
                                                  "Norse and Lava (0: search only)."),
                deploy_samples: Optional[int] = typer.Option(None, help="Test samples for the targets (default: all)."),
                device: Optional[str] = typer.Option(None, help="Where candidates are scored and the best trained: "
-                                                                "cpu or cuda (default: cuda when available).")):
+                                                                "cpu or cuda (default: cuda when available)."),
+               loihi_cores: bool = typer.Option(False, "--loihi-cores", help="A fourth objective: the Loihi 2 cores "
+                                                "each candidate needs (the compile fit report).")):
     """MSE-NAS: multi-scale architecture search (NSGA-II on RDM score, SOPs and parameters)."""
     from spikesmith import api, options
     from spikesmith.evolve import EvolveConfig
@@ -331,7 +333,8 @@ def evolve_nas(population: int = _population(20), generations: int = _generation
     options.optional_integer("--deploy-samples", deploy_samples, low=1, high=options.MAX_SAMPLES)
     opts = NasOptions(offspring=offspring, cells=cells, min_cells=min_cells, channels=channels,
                       fitness_batch=fitness_batch, fitness_batches=fitness_batches, metric=metric, variant=variant,
-                      crossover_prob=crossover_prob, mutation_eta=mutation_eta, device=device)
+                      crossover_prob=crossover_prob, mutation_eta=mutation_eta, device=device,
+                      loihi_cores=loihi_cores)
     cfg = EvolveConfig(population=population, generations=generations, seed=seed, backend=backend, cluster=cluster,
                        workers=workers, data=data, steps=steps, options=opts)
     r = _evolve("nas", cfg, out, resume)

@@ -58,11 +58,13 @@ class NasContextRef(ContextRef):
     variant: str = "label"
     all_variants: bool = False
     device: str | None = None
+    loihi_cores: bool = False
 
     def build(self) -> EvalContext:
         return EvalContext(space=self.space, batches=self.probe.load(), channels=self.channels,
                            num_classes=self.num_classes, seed=self.seed, metric=self.metric,
-                           variant=self.variant, all_variants=self.all_variants, device=self.device)
+                           variant=self.variant, all_variants=self.all_variants, device=self.device,
+                           loihi_cores=self.loihi_cores)
 
 
 def resolve_context(ctx):

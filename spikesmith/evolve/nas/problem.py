@@ -39,6 +39,7 @@ class EvalContext:
     variant: str = "label"
     all_variants: bool = False  # also score every (variant, metric) pair from the same pass
     device: str | None = None
+    loihi_cores: bool = False  # also count the Loihi 2 cores of the candidate (the compile fit report)
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -76,6 +77,21 @@ def network_seed(seed: int, genome) -> int:
     return entropy_seed(seed, genome)
 
 
+def loihi_cores(model) -> int:
+    """Loihi 2 cores the network needs: the fit report ``spikesmith compile --to lava`` prints, from the
+    network's NIR graph (export, flatten, deployment plan, :func:`spikesmith.compile.resources.estimate`).
+    A network that cannot be placed counts its cores all the same (``estimate`` lists the problems)."""
+    from spikesmith.compile.export import export_network
+    from spikesmith.compile.graph import flatten
+    from spikesmith.compile.plan import build_plan
+    from spikesmith.compile.resources import estimate
+    from spikesmith.compile.semantics import resolve_semantics
+
+    graph = export_network(model.cpu().eval())
+    dt, rule, _ = resolve_semantics(graph)
+    return int(estimate(build_plan(flatten(graph), dt, rule))["cores"])
+
+
 def evaluate_genome(genome, ctx: EvalContext) -> dict:
     """Training-free scores of ``genome``: a JSON-able dict with ``score`` (the chosen variant),
     ``degenerate``, ``synops`` (per sample), ``params``, ``rates`` and, with ``ctx.all_variants``,
@@ -108,10 +124,15 @@ def evaluate_genome(genome, ctx: EvalContext) -> dict:
     }
     if ctx.all_variants:
         out["scores"] = {k: float(f.score) for k, f in scores.items()}
+    if ctx.loihi_cores:
+        out["cores"] = loihi_cores(model)
+        out["seconds"] = time.perf_counter() - t0
     return out
 
 
-def objectives(result: dict) -> np.ndarray:
-    """The minimisation objectives of an evaluation: (-RDM score, synaptic operations, parameters)."""
+def objectives(result: dict, *, cores: bool = False) -> np.ndarray:
+    """The minimisation objectives of an evaluation: (-RDM score, synaptic operations, parameters) and,
+    with ``cores``, the Loihi 2 cores (:func:`loihi_cores`)."""
     score = result["score"] if not result["degenerate"] else WORST
-    return np.array([-score, result["synops"], float(result["params"])], dtype=np.float64)
+    f = [-score, result["synops"], float(result["params"])] + ([float(result["cores"])] if cores else [])
+    return np.array(f, dtype=np.float64)

@@ -45,6 +45,7 @@ class NasOptions:
     # front cannot collapse to empty (identity) cells, which minimise SOPs and parameters for free
     min_cells: int = 1
     device: str | None = None  # where candidates are scored; None: CUDA when available
+    loihi_cores: bool = False  # a fourth objective: the Loihi 2 cores of the compile fit report
 
     def __post_init__(self) -> None:
         from spikesmith import options
@@ -74,6 +75,7 @@ class NasCandidate:
     synops: float
     params: int
     degenerate: bool = False
+    cores: int | None = None  # Loihi 2 cores, with the fourth objective
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,6 +123,8 @@ class MseNas(EvolutionProblem):
         super().__init__(cfg)
         self.opts: NasOptions = self.cfg.options
         self.space = NasSpace(cells=self.opts.cells)
+        if self.opts.loihi_cores:
+            self.objectives, self.maximised = self.objectives + ("loihi_cores",), self.maximised + (False,)
 
     def prepare(self) -> None:
         from spikesmith.data.probe import ProbeRef
@@ -130,7 +134,8 @@ class MseNas(EvolutionProblem):
         probe = ProbeRef(name=self.cfg.data, seed=self.cfg.seed, steps=self.cfg.steps,
                          batch_size=self.opts.fitness_batch, batches=self.opts.fitness_batches)
         self.ref = NasContextRef(space=self.space, probe=probe, channels=self.opts.channels, seed=self.cfg.seed,
-                                 metric=self.opts.metric, variant=self.opts.variant, device=self.opts.device)
+                                 metric=self.opts.metric, variant=self.opts.variant, device=self.opts.device,
+                                 loihi_cores=self.opts.loihi_cores)
         self.ctx: EvalContext = resolve_context(self.ref)
 
     def open_backend(self):
@@ -143,7 +148,7 @@ class MseNas(EvolutionProblem):
         from pymoo.core.problem import Problem
 
         n = self.space.n_genes
-        return Problem(n_var=n, n_obj=3, n_ieq_constr=1, xl=np.zeros(n), xu=self.space.upper_bounds.astype(float),
+        return Problem(n_var=n, n_obj=len(self.objectives), n_ieq_constr=1, xl=np.zeros(n), xu=self.space.upper_bounds.astype(float),
                        vtype=int)
 
     def constraints(self, X) -> np.ndarray:
@@ -187,7 +192,7 @@ class MseNas(EvolutionProblem):
         for g, r in zip(new, self.backend.map(new)):
             self.cache[_key(g)] = r | {"generation": generation}
         self._degenerate = int(sum(self.cache[_key(g)]["degenerate"] for g in todo))
-        return np.array([objectives(self.cache[_key(g)]) for g in todo]), None
+        return np.array([objectives(self.cache[_key(g)], cores=self.opts.loihi_cores) for g in todo]), None
 
     def front(self, pop) -> list[NasCandidate]:
         """Feasible rank-0 members of ``pop``, best RDM score first (fewer SOPs, then parameters break
@@ -202,7 +207,8 @@ class MseNas(EvolutionProblem):
             g = tuple(int(v) for v in row)
             e = self.cache[_key(g)]
             out.append(NasCandidate(genome=g, arch=self.space.decode(g).to_dict(), score=e["score"],
-                                    synops=e["synops"], params=e["params"], degenerate=e["degenerate"]))
+                                    synops=e["synops"], params=e["params"], degenerate=e["degenerate"],
+                                    cores=e.get("cores")))
         out.sort(key=lambda c: (-c.score if not c.degenerate else 2.0, c.synops, c.params, c.genome))
         return out
 
@@ -212,7 +218,8 @@ class MseNas(EvolutionProblem):
         return {"best_score": float(scores.max()), "mean_score": float(scores.mean()), "front_size": len(front),
                 "best_genome": list(front[0].genome), "front_min_synops": float(min(c.synops for c in front)),
                 "front_min_params": int(min(c.params for c in front)), "degenerate": self._degenerate,
-                "front_motifs": front_composition(front)["motifs"]}
+                "front_motifs": front_composition(front)["motifs"]} | (
+                    {"front_min_cores": int(min(c.cores for c in front))} if self.opts.loihi_cores else {})
 
     def config_dict(self) -> dict:
         """What train_best needs to rebuild a front member: data, steps, seed and the options."""
@@ -231,7 +238,7 @@ class MseNas(EvolutionProblem):
             io.write_json(out / "pareto.json", {
                 "schema_version": SCHEMA_VERSION, "config": self.config_dict(),
                 "space": {"cells": self.space.cells, "genes": self.space.names},
-                "objectives": ["-rdm_score", "synops", "params"],
+                "objectives": ["-rdm_score", "synops", "params"] + (["loihi_cores"] if self.opts.loihi_cores else []),
                 "front": [asdict(c) | {"genome": list(c.genome)} for c in front],
                 "best": asdict(front[0]) | {"genome": list(front[0].genome)},
                 "constraint": f"non-empty cells >= {self.opts.min_cells}", "composition": front_composition(front),

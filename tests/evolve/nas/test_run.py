@@ -124,3 +124,29 @@ def test_min_cells_constraint_keeps_empty_networks_off_the_front(tmp_path):
     assert all(cell["motif"] != "empty" for c in both.front for cell in c.arch["cells"])
     with pytest.raises(InputError, match="--min-cells"):
         run_nas(min_cells=3, **TINY)
+
+
+def test_loihi_cores_objective_matches_the_compile_fit_report(tmp_path):
+    # the user's path: `evolve nas --loihi-cores -o D`, then `compile D/model.pt --to lava` reports the
+    # same core count for the best network as the search used as its fourth objective
+    import re
+    import subprocess
+    import sys
+
+    out = tmp_path / "nas"
+    args = ["--population", "6", "--generations", "1", "--seed", "3", "--steps", "2", "--cells", "2",
+            "--channels", "4", "--fitness-batch", "16", "--loihi-cores"]
+    r = subprocess.run([sys.executable, "-m", "spikesmith", "evolve", "nas", *args, "-o", out], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "loihi_cores best" in r.stderr
+    pareto = io.read_json(out / "pareto.json")
+    assert pareto["objectives"][-1] == "loihi_cores" and all(c["cores"] >= 1 for c in pareto["front"])
+    rows = io.read_jsonl(out / "generations.jsonl")
+    assert rows[-1]["front_min_cores"] == min(c["cores"] for c in pareto["front"])
+    c = subprocess.run([sys.executable, "-m", "spikesmith", "compile", out / "model.pt", "--to", "lava", "--verify", "2",
+                        "-o", tmp_path / "lava"], capture_output=True, text=True, timeout=600)
+    assert c.returncode == 0, c.stderr[-2000:]
+    total = re.search(r"^total\s.*?(\d+)\s+\(\d+ Loihi 2 chip", c.stdout + c.stderr, re.M)
+    assert total, (c.stdout + c.stderr)[-2000:]
+    assert int(total.group(1)) == pareto["best"]["cores"]
