@@ -39,13 +39,23 @@ class ProbeRef:
         return load_probe(self)
 
 
-@functools.lru_cache(maxsize=8)
 def load_probe(ref: ProbeRef) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     """Return the probe batches ``ref`` names (see :class:`ProbeRef`); the same ref returns the same arrays."""
+    return _load(ref)[0]
+
+
+def probe_encoding(ref: ProbeRef) -> str:
+    """Return the input encoding the probe batches were made with (the dataset's default when ``ref``
+    names none), from the same cached load as :func:`load_probe`."""
+    return _load(ref)[1]
+
+
+@functools.lru_cache(maxsize=8)
+def _load(ref: ProbeRef) -> tuple[tuple[tuple[np.ndarray, np.ndarray], ...], str]:
     from spikesmith.data.registry import make_loaders
 
-    train, _, _ = make_loaders(ref.name, batch_size=ref.batch_size, steps=ref.steps, seed=ref.seed,
-                               encoding=ref.encoding)
+    train, _, info = make_loaders(ref.name, batch_size=ref.batch_size, steps=ref.steps, seed=ref.seed,
+                                  encoding=ref.encoding)
     out = []
     for x, y in train:
         xs = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
@@ -53,4 +63,4 @@ def load_probe(ref: ProbeRef) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
         out.append((xs, ys))
         if len(out) == ref.batches:
             break
-    return tuple(out)
+    return tuple(out), info.encoding

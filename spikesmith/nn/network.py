@@ -38,9 +38,10 @@ class Schedule:
     the batch; 1: one step per call). ``conv_bytes`` (when ``conv_steps`` is None): as many steps per
     call as keep the call's input plus output within this many bytes (at least one step).
     ``fused``: feed-forward LIF populations use the fused whole-sequence update
-    (:class:`~spikesmith.nn.neurons.LIFSequence`) rather than stepping Norse's cell. ``channels_last``: convolutions see channels-last memory. ``compiled``: the fused
-    update runs through ``torch.compile`` (opt-in: it compiles once per layer shape, which takes
-    tens of seconds on a small CPU, and needs a C++ compiler there).
+    (:class:`~spikesmith.nn.neurons.LIFSequence`) rather than stepping Norse's cell.
+    ``channels_last``: convolutions see channels-last memory. ``compiled``: the fused update runs
+    through ``torch.compile`` (opt-in: it compiles once per layer shape, which takes tens of seconds
+    on a small CPU, and needs a C++ compiler there).
     """
 
     conv_steps: int | None = None

@@ -617,10 +617,7 @@ class GeeSte(EvolutionProblem):
             def _do(self, problem, pop, n_offsprings, random_state=None, **kwargs):
                 states = [prob.codec.unflatten(x) for x in pop.get("X")]
                 fitness = -pop.get("F")[:, 0]
-                model = build(prob.spec, seed=0)
-                x_keys = encoding_keys(model)
-                g_key = "gene.g" if getattr(model, "gene", None) is not None else None
-                children = breed(states, fitness, prob.opts, x_keys=x_keys, g_key=g_key, rng=random_state)
+                children = breed(states, fitness, prob.opts, x_keys=prob.x_keys, g_key=prob.g_key, rng=random_state)
                 return Population.new("X", np.stack([prob.codec.flatten(c) for c in children[:n_offsprings]]))
 
         class Generational(Survival):

@@ -148,8 +148,8 @@ class MseNas(EvolutionProblem):
         from pymoo.core.problem import Problem
 
         n = self.space.n_genes
-        return Problem(n_var=n, n_obj=len(self.objectives), n_ieq_constr=1, xl=np.zeros(n), xu=self.space.upper_bounds.astype(float),
-                       vtype=int)
+        return Problem(n_var=n, n_obj=len(self.objectives), n_ieq_constr=1, xl=np.zeros(n),
+                       xu=self.space.upper_bounds.astype(float), vtype=int)
 
     def constraints(self, X) -> np.ndarray:
         """G = min_cells - (non-empty cells) per genome: feasible (<= 0) with at least ``min_cells`` cells
@@ -238,7 +238,7 @@ class MseNas(EvolutionProblem):
             io.write_json(out / "pareto.json", {
                 "schema_version": SCHEMA_VERSION, "config": self.config_dict(),
                 "space": {"cells": self.space.cells, "genes": self.space.names},
-                "objectives": ["-rdm_score", "synops", "params"] + (["loihi_cores"] if self.opts.loihi_cores else []),
+                "objectives": ["-" + self.objectives[0], *self.objectives[1:]],
                 "front": [asdict(c) | {"genome": list(c.genome)} for c in front],
                 "best": asdict(front[0]) | {"genome": list(front[0].genome)},
                 "constraint": f"non-empty cells >= {self.opts.min_cells}", "composition": front_composition(front),
@@ -248,12 +248,10 @@ class MseNas(EvolutionProblem):
             best = front[0]
             wiring = wire(self.space.decode(best.genome), space=self.space, channels=self.opts.channels,
                           input_shape=self.ctx.input_shape, num_classes=self.ctx.num_classes)
-            from spikesmith.data import make_loaders
+            from spikesmith.data.probe import probe_encoding
 
-            info = make_loaders(self.cfg.data, batch_size=self.opts.fitness_batch, steps=self.cfg.steps,
-                                seed=self.cfg.seed).info
             save_model(out / "model.pt", build(wiring, seed=network_seed(self.cfg.seed, best.genome)), wiring,
-                       steps=self.cfg.steps, data=self.cfg.data, encoding=info.encoding,
+                       steps=self.cfg.steps, data=self.cfg.data, encoding=probe_encoding(self.ref.probe),
                        meta={"genome": list(best.genome), "arch": best.arch, "rdm_score": best.score,
                              "trained": False})
         return result
